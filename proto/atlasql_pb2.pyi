@@ -1,0 +1,453 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Value(_message.Message):
+    __slots__ = ("null", "integer", "real", "text", "blob")
+    NULL_FIELD_NUMBER: _ClassVar[int]
+    INTEGER_FIELD_NUMBER: _ClassVar[int]
+    REAL_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    BLOB_FIELD_NUMBER: _ClassVar[int]
+    null: bool
+    integer: int
+    real: float
+    text: str
+    blob: bytes
+    def __init__(self, null: _Optional[bool] = ..., integer: _Optional[int] = ..., real: _Optional[float] = ..., text: _Optional[str] = ..., blob: _Optional[bytes] = ...) -> None: ...
+
+class Row(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedCompositeFieldContainer[Value]
+    def __init__(self, values: _Optional[_Iterable[_Union[Value, _Mapping]]] = ...) -> None: ...
+
+class Error(_message.Message):
+    __slots__ = ("code", "message", "position", "line", "column", "leader_hint")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    LEADER_HINT_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    position: int
+    line: int
+    column: int
+    leader_hint: int
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., position: _Optional[int] = ..., line: _Optional[int] = ..., column: _Optional[int] = ..., leader_hint: _Optional[int] = ...) -> None: ...
+
+class ExecuteRequest(_message.Message):
+    __slots__ = ("sql", "params", "named_params", "session_id", "seq", "database")
+    class NamedParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
+    SQL_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    NAMED_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    DATABASE_FIELD_NUMBER: _ClassVar[int]
+    sql: str
+    params: _containers.RepeatedCompositeFieldContainer[Value]
+    named_params: _containers.MessageMap[str, Value]
+    session_id: str
+    seq: int
+    database: str
+    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., session_id: _Optional[str] = ..., seq: _Optional[int] = ..., database: _Optional[str] = ...) -> None: ...
+
+class ExecuteResponse(_message.Message):
+    __slots__ = ("columns", "rows", "rows_affected", "last_insert_rowid", "error", "returns_rows")
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    ROWS_AFFECTED_FIELD_NUMBER: _ClassVar[int]
+    LAST_INSERT_ROWID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RETURNS_ROWS_FIELD_NUMBER: _ClassVar[int]
+    columns: _containers.RepeatedScalarFieldContainer[str]
+    rows: _containers.RepeatedCompositeFieldContainer[Row]
+    rows_affected: int
+    last_insert_rowid: int
+    error: Error
+    returns_rows: bool
+    def __init__(self, columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., rows_affected: _Optional[int] = ..., last_insert_rowid: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., returns_rows: _Optional[bool] = ...) -> None: ...
+
+class Locality(_message.Message):
+    __slots__ = ("tiers",)
+    TIERS_FIELD_NUMBER: _ClassVar[int]
+    tiers: _containers.RepeatedCompositeFieldContainer[LocalityTier]
+    def __init__(self, tiers: _Optional[_Iterable[_Union[LocalityTier, _Mapping]]] = ...) -> None: ...
+
+class LocalityTier(_message.Message):
+    __slots__ = ("key", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value: str
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class NodeInfo(_message.Message):
+    __slots__ = ("node_id", "address", "locality", "cluster_id")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    LOCALITY_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    address: str
+    locality: Locality
+    cluster_id: str
+    def __init__(self, node_id: _Optional[int] = ..., address: _Optional[str] = ..., locality: _Optional[_Union[Locality, _Mapping]] = ..., cluster_id: _Optional[str] = ...) -> None: ...
+
+class InitRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class InitResponse(_message.Message):
+    __slots__ = ("cluster_id", "meta_replicas", "error")
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    META_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    cluster_id: str
+    meta_replicas: _containers.RepeatedScalarFieldContainer[int]
+    error: Error
+    def __init__(self, cluster_id: _Optional[str] = ..., meta_replicas: _Optional[_Iterable[int]] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+
+class StatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class StatusResponse(_message.Message):
+    __slots__ = ("node", "known_nodes", "replicas")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_NODES_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    node: NodeInfo
+    known_nodes: _containers.RepeatedCompositeFieldContainer[NodeInfo]
+    replicas: _containers.RepeatedCompositeFieldContainer[ReplicaStatus]
+    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., known_nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ...) -> None: ...
+
+class ReplicaStatus(_message.Message):
+    __slots__ = ("range_id", "is_leader", "leader", "applied_index", "commit_index", "term")
+    RANGE_ID_FIELD_NUMBER: _ClassVar[int]
+    IS_LEADER_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    range_id: int
+    is_leader: bool
+    leader: int
+    applied_index: int
+    commit_index: int
+    term: int
+    def __init__(self, range_id: _Optional[int] = ..., is_leader: _Optional[bool] = ..., leader: _Optional[int] = ..., applied_index: _Optional[int] = ..., commit_index: _Optional[int] = ..., term: _Optional[int] = ...) -> None: ...
+
+class RangeDescriptor(_message.Message):
+    __slots__ = ("range_id", "table", "start_key", "end_key", "replicas", "generation")
+    RANGE_ID_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    START_KEY_FIELD_NUMBER: _ClassVar[int]
+    END_KEY_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    range_id: int
+    table: str
+    start_key: bytes
+    end_key: bytes
+    replicas: _containers.RepeatedScalarFieldContainer[int]
+    generation: int
+    def __init__(self, range_id: _Optional[int] = ..., table: _Optional[str] = ..., start_key: _Optional[bytes] = ..., end_key: _Optional[bytes] = ..., replicas: _Optional[_Iterable[int]] = ..., generation: _Optional[int] = ...) -> None: ...
+
+class TableDescriptor(_message.Message):
+    __slots__ = ("table_id", "name", "create_sql", "index_sql", "schema_version")
+    TABLE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATE_SQL_FIELD_NUMBER: _ClassVar[int]
+    INDEX_SQL_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    table_id: int
+    name: str
+    create_sql: str
+    index_sql: _containers.RepeatedScalarFieldContainer[str]
+    schema_version: int
+    def __init__(self, table_id: _Optional[int] = ..., name: _Optional[str] = ..., create_sql: _Optional[str] = ..., index_sql: _Optional[_Iterable[str]] = ..., schema_version: _Optional[int] = ...) -> None: ...
+
+class Catalog(_message.Message):
+    __slots__ = ("version", "nodes", "tables", "ranges", "max_range_id")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    TABLES_FIELD_NUMBER: _ClassVar[int]
+    RANGES_FIELD_NUMBER: _ClassVar[int]
+    MAX_RANGE_ID_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    nodes: _containers.RepeatedCompositeFieldContainer[NodeInfo]
+    tables: _containers.RepeatedCompositeFieldContainer[TableDescriptor]
+    ranges: _containers.RepeatedCompositeFieldContainer[RangeDescriptor]
+    max_range_id: int
+    def __init__(self, version: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., tables: _Optional[_Iterable[_Union[TableDescriptor, _Mapping]]] = ..., ranges: _Optional[_Iterable[_Union[RangeDescriptor, _Mapping]]] = ..., max_range_id: _Optional[int] = ...) -> None: ...
+
+class Command(_message.Message):
+    __slots__ = ("proposer", "request_id", "session_id", "seq", "write", "read", "meta")
+    PROPOSER_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    WRITE_FIELD_NUMBER: _ClassVar[int]
+    READ_FIELD_NUMBER: _ClassVar[int]
+    META_FIELD_NUMBER: _ClassVar[int]
+    proposer: int
+    request_id: int
+    session_id: str
+    seq: int
+    write: SqlWrite
+    read: SqlRead
+    meta: MetaOp
+    def __init__(self, proposer: _Optional[int] = ..., request_id: _Optional[int] = ..., session_id: _Optional[str] = ..., seq: _Optional[int] = ..., write: _Optional[_Union[SqlWrite, _Mapping]] = ..., read: _Optional[_Union[SqlRead, _Mapping]] = ..., meta: _Optional[_Union[MetaOp, _Mapping]] = ...) -> None: ...
+
+class SqlWrite(_message.Message):
+    __slots__ = ("sql", "params", "named_params")
+    class NamedParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
+    SQL_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    NAMED_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    sql: str
+    params: _containers.RepeatedCompositeFieldContainer[Value]
+    named_params: _containers.MessageMap[str, Value]
+    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ...) -> None: ...
+
+class SqlRead(_message.Message):
+    __slots__ = ("sql", "params", "named_params", "catalog")
+    class NamedParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
+    SQL_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    NAMED_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    CATALOG_FIELD_NUMBER: _ClassVar[int]
+    sql: str
+    params: _containers.RepeatedCompositeFieldContainer[Value]
+    named_params: _containers.MessageMap[str, Value]
+    catalog: bool
+    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., catalog: _Optional[bool] = ...) -> None: ...
+
+class MetaOp(_message.Message):
+    __slots__ = ("register_node", "create_table", "drop_table", "add_index", "drop_index")
+    REGISTER_NODE_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TABLE_FIELD_NUMBER: _ClassVar[int]
+    DROP_TABLE_FIELD_NUMBER: _ClassVar[int]
+    ADD_INDEX_FIELD_NUMBER: _ClassVar[int]
+    DROP_INDEX_FIELD_NUMBER: _ClassVar[int]
+    register_node: NodeInfo
+    create_table: CreateTable
+    drop_table: DropTable
+    add_index: AddIndex
+    drop_index: DropIndex
+    def __init__(self, register_node: _Optional[_Union[NodeInfo, _Mapping]] = ..., create_table: _Optional[_Union[CreateTable, _Mapping]] = ..., drop_table: _Optional[_Union[DropTable, _Mapping]] = ..., add_index: _Optional[_Union[AddIndex, _Mapping]] = ..., drop_index: _Optional[_Union[DropIndex, _Mapping]] = ...) -> None: ...
+
+class CreateTable(_message.Message):
+    __slots__ = ("name", "create_sql", "replicas", "if_not_exists")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATE_SQL_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    IF_NOT_EXISTS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    create_sql: str
+    replicas: _containers.RepeatedScalarFieldContainer[int]
+    if_not_exists: bool
+    def __init__(self, name: _Optional[str] = ..., create_sql: _Optional[str] = ..., replicas: _Optional[_Iterable[int]] = ..., if_not_exists: _Optional[bool] = ...) -> None: ...
+
+class DropTable(_message.Message):
+    __slots__ = ("name", "if_exists")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    IF_EXISTS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    if_exists: bool
+    def __init__(self, name: _Optional[str] = ..., if_exists: _Optional[bool] = ...) -> None: ...
+
+class AddIndex(_message.Message):
+    __slots__ = ("table", "index_sql", "index_name")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    INDEX_SQL_FIELD_NUMBER: _ClassVar[int]
+    INDEX_NAME_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    index_sql: str
+    index_name: str
+    def __init__(self, table: _Optional[str] = ..., index_sql: _Optional[str] = ..., index_name: _Optional[str] = ...) -> None: ...
+
+class DropIndex(_message.Message):
+    __slots__ = ("index_name",)
+    INDEX_NAME_FIELD_NUMBER: _ClassVar[int]
+    index_name: str
+    def __init__(self, index_name: _Optional[str] = ...) -> None: ...
+
+class CommandResult(_message.Message):
+    __slots__ = ("columns", "rows", "rows_affected", "last_insert_rowid", "error", "returns_rows", "applied_index")
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    ROWS_AFFECTED_FIELD_NUMBER: _ClassVar[int]
+    LAST_INSERT_ROWID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RETURNS_ROWS_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
+    columns: _containers.RepeatedScalarFieldContainer[str]
+    rows: _containers.RepeatedCompositeFieldContainer[Row]
+    rows_affected: int
+    last_insert_rowid: int
+    error: Error
+    returns_rows: bool
+    applied_index: int
+    def __init__(self, columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., rows_affected: _Optional[int] = ..., last_insert_rowid: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., returns_rows: _Optional[bool] = ..., applied_index: _Optional[int] = ...) -> None: ...
+
+class RaftValue(_message.Message):
+    __slots__ = ("none", "boolean", "integer", "real", "text", "data", "list", "map")
+    NONE_FIELD_NUMBER: _ClassVar[int]
+    BOOLEAN_FIELD_NUMBER: _ClassVar[int]
+    INTEGER_FIELD_NUMBER: _ClassVar[int]
+    REAL_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    LIST_FIELD_NUMBER: _ClassVar[int]
+    MAP_FIELD_NUMBER: _ClassVar[int]
+    none: bool
+    boolean: bool
+    integer: int
+    real: float
+    text: str
+    data: bytes
+    list: RaftList
+    map: RaftMap
+    def __init__(self, none: _Optional[bool] = ..., boolean: _Optional[bool] = ..., integer: _Optional[int] = ..., real: _Optional[float] = ..., text: _Optional[str] = ..., data: _Optional[bytes] = ..., list: _Optional[_Union[RaftList, _Mapping]] = ..., map: _Optional[_Union[RaftMap, _Mapping]] = ...) -> None: ...
+
+class RaftList(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[RaftValue]
+    def __init__(self, items: _Optional[_Iterable[_Union[RaftValue, _Mapping]]] = ...) -> None: ...
+
+class RaftMap(_message.Message):
+    __slots__ = ("fields",)
+    class FieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: RaftValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[RaftValue, _Mapping]] = ...) -> None: ...
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    fields: _containers.MessageMap[str, RaftValue]
+    def __init__(self, fields: _Optional[_Mapping[str, RaftValue]] = ...) -> None: ...
+
+class RaftMessage(_message.Message):
+    __slots__ = ("range_id", "body")
+    RANGE_ID_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    range_id: int
+    body: RaftMap
+    def __init__(self, range_id: _Optional[int] = ..., body: _Optional[_Union[RaftMap, _Mapping]] = ...) -> None: ...
+
+class RaftBatch(_message.Message):
+    __slots__ = ("from_node", "to_node", "messages")
+    FROM_NODE_FIELD_NUMBER: _ClassVar[int]
+    TO_NODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    from_node: int
+    to_node: int
+    messages: _containers.RepeatedCompositeFieldContainer[RaftMessage]
+    def __init__(self, from_node: _Optional[int] = ..., to_node: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[RaftMessage, _Mapping]]] = ...) -> None: ...
+
+class RaftAck(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class HelloRequest(_message.Message):
+    __slots__ = ("node",)
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    node: NodeInfo
+    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ...) -> None: ...
+
+class HelloResponse(_message.Message):
+    __slots__ = ("node", "known_nodes", "meta")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_NODES_FIELD_NUMBER: _ClassVar[int]
+    META_FIELD_NUMBER: _ClassVar[int]
+    node: NodeInfo
+    known_nodes: _containers.RepeatedCompositeFieldContainer[NodeInfo]
+    meta: RangeDescriptor
+    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., known_nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., meta: _Optional[_Union[RangeDescriptor, _Mapping]] = ...) -> None: ...
+
+class BootstrapRequest(_message.Message):
+    __slots__ = ("cluster_id", "meta", "nodes")
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    META_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    cluster_id: str
+    meta: RangeDescriptor
+    nodes: _containers.RepeatedCompositeFieldContainer[NodeInfo]
+    def __init__(self, cluster_id: _Optional[str] = ..., meta: _Optional[_Union[RangeDescriptor, _Mapping]] = ..., nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ...) -> None: ...
+
+class BootstrapResponse(_message.Message):
+    __slots__ = ("error",)
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+
+class RangeRequest(_message.Message):
+    __slots__ = ("range_id", "command", "generation")
+    RANGE_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    range_id: int
+    command: Command
+    generation: int
+    def __init__(self, range_id: _Optional[int] = ..., command: _Optional[_Union[Command, _Mapping]] = ..., generation: _Optional[int] = ...) -> None: ...
+
+class RangeResponse(_message.Message):
+    __slots__ = ("result", "error")
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    result: CommandResult
+    error: Error
+    def __init__(self, result: _Optional[_Union[CommandResult, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+
+class CatalogRequest(_message.Message):
+    __slots__ = ("known_version",)
+    KNOWN_VERSION_FIELD_NUMBER: _ClassVar[int]
+    known_version: int
+    def __init__(self, known_version: _Optional[int] = ...) -> None: ...
+
+class CatalogResponse(_message.Message):
+    __slots__ = ("catalog", "unchanged", "error")
+    CATALOG_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    catalog: Catalog
+    unchanged: bool
+    error: Error
+    def __init__(self, catalog: _Optional[_Union[Catalog, _Mapping]] = ..., unchanged: _Optional[bool] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+
+class EnsureReplicasRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class EnsureReplicasResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

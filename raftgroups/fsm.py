@@ -1,0 +1,75 @@
+"""The single deterministic state machine: ``apply(engine, command, index)``.
+
+Every replica of every range applies every committed entry through this function. It depends
+only on the engine's prior state and the entry (invariant 1): the gateway has already turned
+``random()``, ``datetime('now')`` and friends into literals; replica ids and range ids are in
+the command or derived from the state.
+
+Two kinds of failure (as in rqlite): a SQL error is a *result*, recorded identically by every
+replica; an engine I/O error raises ``EngineFailure`` and the replica stops.
+"""
+
+from __future__ import annotations
+
+from proto import pb
+from storage import Engine, StatementResult, params_from_proto, row_to_proto, sqlstate
+
+from .meta import apply_meta
+
+
+def result_to_proto(res: StatementResult, index: int) -> pb.CommandResult:
+    out = pb.CommandResult(
+        columns=list(res.columns),
+        rows=[row_to_proto(r) for r in res.rows],
+        rows_affected=res.rows_affected,
+        last_insert_rowid=res.last_insert_rowid,
+        returns_rows=res.returns_rows,
+        applied_index=index,
+    )
+    if res.error is not None:
+        out.error.code = res.error.code
+        out.error.message = res.error.message
+    return out
+
+
+def apply(engine: Engine, command: pb.Command, index: int) -> pb.CommandResult:
+    """Apply one committed entry at ``index``; returns what the proposer reports back.
+
+    Entries at or below the engine's applied index were applied before a restart and are
+    skipped (each entry is applied exactly once: invariant 2).
+    """
+    if index <= engine.applied_index:
+        return pb.CommandResult(applied_index=index)
+    op = command.WhichOneof("op")
+    if op == "read":
+        # Reads change nothing; the proposing replica serves them at this log position.
+        return pb.CommandResult(applied_index=index)
+
+    def run(eng: Engine) -> pb.CommandResult:
+        if command.session_id:
+            prior = eng.session_result(command.session_id)
+            if prior is not None and command.seq <= prior[0]:
+                if command.seq == prior[0]:
+                    # A retry of an already-applied write: answer as the first time.
+                    cached = pb.CommandResult()
+                    cached.ParseFromString(prior[1])
+                    return cached
+                stale = pb.CommandResult(applied_index=index)
+                stale.error.code = sqlstate.PROTOCOL_VIOLATION
+                stale.error.message = (
+                    f"request sequence {command.seq} is older than {prior[0]} for this session"
+                )
+                return stale
+        if op == "write":
+            w = command.write
+            res = eng.execute(w.sql, params_from_proto(w.params, w.named_params))
+        elif op == "meta":
+            res = apply_meta(eng, command.meta)
+        else:  # pragma: no cover - decode_command rejects commands without an op
+            raise ValueError(f"unknown command {op!r}")
+        out = result_to_proto(res, index)
+        if command.session_id:
+            eng.record_session(command.session_id, command.seq, out.SerializeToString())
+        return out
+
+    return engine.apply(index, run)

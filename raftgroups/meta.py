@@ -1,0 +1,170 @@
+"""The catalog kept in the meta range (range 1): nodes, tables, indexes, range descriptors.
+
+These functions run inside ``apply`` on every meta replica, so they depend only on the engine's
+prior state and the operation (invariant 1): replica choices and ids come in the command or are
+derived from the state (``max(range_id) + 1``).
+"""
+
+from __future__ import annotations
+
+from proto import pb
+from storage import Engine, SqlFailure, StatementResult, sqlstate
+
+META_RANGE_ID = 1
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS _atlas_meta_version(id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " version INTEGER NOT NULL, max_range_id INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO _atlas_meta_version VALUES (1, 0, 1)",
+    "CREATE TABLE IF NOT EXISTS _atlas_meta_nodes(node_id INTEGER PRIMARY KEY,"
+    " address TEXT NOT NULL, locality BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS _atlas_meta_tables(table_id INTEGER PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE COLLATE NOCASE, create_sql TEXT NOT NULL,"
+    " schema_version INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS _atlas_meta_indexes(name TEXT PRIMARY KEY COLLATE NOCASE,"
+    " table_name TEXT NOT NULL COLLATE NOCASE, index_sql TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS _atlas_meta_ranges(range_id INTEGER PRIMARY KEY,"
+    " table_name TEXT NOT NULL COLLATE NOCASE, start_key BLOB NOT NULL, end_key BLOB NOT NULL,"
+    " replicas TEXT NOT NULL, generation INTEGER NOT NULL)",
+)
+
+
+def _q(engine: Engine, sql: str, params: tuple[object, ...] = ()) -> StatementResult:
+    res = engine.execute(sql, params)
+    if res.error is not None:  # our own catalog SQL failing is a bug, not a user error
+        raise RuntimeError(f"catalog statement failed: {res.error.message}: {sql}")
+    return res
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create the catalog tables (idempotent; runs inside the first meta entry)."""
+    for stmt in _SCHEMA:
+        _q(engine, stmt)
+
+
+def _bump(engine: Engine) -> None:
+    _q(engine, "UPDATE _atlas_meta_version SET version = version + 1 WHERE id = 1")
+
+
+def _fail(code: str, message: str) -> StatementResult:
+    return StatementResult(error=SqlFailure(code, message))
+
+
+def apply_meta(engine: Engine, op: pb.MetaOp) -> StatementResult:
+    """Apply one catalog operation; user errors (duplicate table ...) are results."""
+    ensure_schema(engine)
+    kind = op.WhichOneof("op")
+    if kind == "register_node":
+        n = op.register_node
+        _q(
+            engine,
+            "INSERT OR REPLACE INTO _atlas_meta_nodes VALUES (?, ?, ?)",
+            (n.node_id, n.address, n.locality.SerializeToString()),
+        )
+        _bump(engine)
+        return StatementResult(rows_affected=1)
+    if kind == "create_table":
+        ct = op.create_table
+        exists = _q(
+            engine, "SELECT 1 FROM _atlas_meta_tables WHERE name = ?", (ct.name,)
+        ).rows
+        if exists:
+            if ct.if_not_exists:
+                return StatementResult(rows_affected=0, columns=("range_id",), rows=((0,),))
+            return _fail(sqlstate.DUPLICATE_TABLE, f"table {ct.name} already exists")
+        (max_id,) = _q(engine, "SELECT max_range_id FROM _atlas_meta_version").rows[0]
+        range_id = int(max_id) + 1
+        _q(engine, "UPDATE _atlas_meta_version SET max_range_id = ? WHERE id = 1", (range_id,))
+        _q(
+            engine,
+            "INSERT INTO _atlas_meta_tables(name, create_sql, schema_version) VALUES (?, ?, 1)",
+            (ct.name, ct.create_sql),
+        )
+        _q(
+            engine,
+            "INSERT INTO _atlas_meta_ranges VALUES (?, ?, x'', x'', ?, 1)",
+            (range_id, ct.name, ",".join(str(r) for r in ct.replicas)),
+        )
+        _bump(engine)
+        return StatementResult(rows_affected=1, columns=("range_id",), rows=((range_id,),))
+    if kind == "drop_table":
+        dt = op.drop_table
+        exists = _q(engine, "SELECT 1 FROM _atlas_meta_tables WHERE name = ?", (dt.name,)).rows
+        if not exists:
+            if dt.if_exists:
+                return StatementResult(rows_affected=0)
+            return _fail(sqlstate.UNDEFINED_TABLE, f"no such table: {dt.name}")
+        _q(engine, "DELETE FROM _atlas_meta_tables WHERE name = ?", (dt.name,))
+        _q(engine, "DELETE FROM _atlas_meta_indexes WHERE table_name = ?", (dt.name,))
+        _q(engine, "DELETE FROM _atlas_meta_ranges WHERE table_name = ?", (dt.name,))
+        _bump(engine)
+        return StatementResult(rows_affected=1)
+    if kind == "add_index":
+        ai = op.add_index
+        _q(
+            engine,
+            "INSERT OR REPLACE INTO _atlas_meta_indexes VALUES (?, ?, ?)",
+            (ai.index_name, ai.table, ai.index_sql),
+        )
+        _q(
+            engine,
+            "UPDATE _atlas_meta_tables SET schema_version = schema_version + 1 WHERE name = ?",
+            (ai.table,),
+        )
+        _bump(engine)
+        return StatementResult(rows_affected=1)
+    if kind == "drop_index":
+        di = op.drop_index
+        _q(engine, "DELETE FROM _atlas_meta_indexes WHERE name = ?", (di.index_name,))
+        _bump(engine)
+        return StatementResult(rows_affected=1)
+    raise ValueError(f"unknown meta operation {kind!r}")
+
+
+def read_catalog(engine: Engine) -> pb.Catalog:
+    """The whole catalog as of the engine's applied state."""
+    cat = pb.Catalog()
+    if not engine.query(
+        "SELECT 1 FROM sqlite_schema WHERE name = '_atlas_meta_version'"
+    ).rows:
+        return cat
+    version, max_id = engine.query(
+        "SELECT version, max_range_id FROM _atlas_meta_version"
+    ).rows[0]
+    cat.version = int(version)
+    cat.max_range_id = int(max_id)
+    for node_id, address, locality in engine.query(
+        "SELECT node_id, address, locality FROM _atlas_meta_nodes ORDER BY node_id"
+    ).rows:
+        loc = pb.Locality()
+        loc.ParseFromString(bytes(locality))
+        cat.nodes.add(node_id=int(node_id), address=str(address), locality=loc)
+    indexes: dict[str, list[str]] = {}
+    for table_name, index_sql in engine.query(
+        "SELECT table_name, index_sql FROM _atlas_meta_indexes ORDER BY name"
+    ).rows:
+        indexes.setdefault(str(table_name).lower(), []).append(str(index_sql))
+    for table_id, name, create_sql, schema_version in engine.query(
+        "SELECT table_id, name, create_sql, schema_version FROM _atlas_meta_tables"
+        " ORDER BY table_id"
+    ).rows:
+        cat.tables.add(
+            table_id=int(table_id),
+            name=str(name),
+            create_sql=str(create_sql),
+            index_sql=indexes.get(str(name).lower(), []),
+            schema_version=int(schema_version),
+        )
+    for range_id, table_name, start_key, end_key, replicas, generation in engine.query(
+        "SELECT range_id, table_name, start_key, end_key, replicas, generation"
+        " FROM _atlas_meta_ranges ORDER BY range_id"
+    ).rows:
+        cat.ranges.add(
+            range_id=int(range_id),
+            table=str(table_name),
+            start_key=bytes(start_key),
+            end_key=bytes(end_key),
+            replicas=[int(r) for r in str(replicas).split(",") if r],
+            generation=int(generation),
+        )
+    return cat

@@ -1,0 +1,214 @@
+"""The node's store: every replica on this node, driven by one tick loop.
+
+Messages from peers arrive on gRPC threads and are queued per replica; the tick thread delivers
+them and ticks each group, so pysyncobj's state is only ever touched by that one thread.
+Proposals wake the loop at once, so a commit does not wait for a timer.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from proto import pb
+from storage import Engine
+
+from .errors import RangeNotFoundError, ReplicaStopped
+from .group import RaftTiming, RangeGroup
+from .transport import NodeTransport
+
+log = logging.getLogger(__name__)
+
+_IDLE_WAIT = 0.01
+
+
+class _Replica:
+    __slots__ = ("group", "inbox")
+
+    def __init__(self, group: RangeGroup) -> None:
+        self.group = group
+        self.inbox: collections.deque[tuple[int, dict[str, Any]]] = collections.deque()
+
+
+class Store:
+    """All replicas of one node."""
+
+    def __init__(
+        self,
+        *,
+        node_id: int,
+        data_dir: str,
+        resolve: Callable[[int], str | None],
+        secret: str = "",
+        timing: RaftTiming | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.ranges_dir = os.path.join(data_dir, "ranges")
+        os.makedirs(self.ranges_dir, exist_ok=True)
+        self.timing = timing or RaftTiming()
+        self.transport = NodeTransport(node_id, resolve, self._on_message, secret)
+        self._replicas: dict[int, _Replica] = {}
+        self._lock = threading.Lock()
+        self._wake_event = threading.Event()
+        self._running = False
+        self._thread: threading.Thread | None = None
+        self.tick_errors = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._running = True
+        self._thread = threading.Thread(target=self._loop, name="store-tick", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._running = False
+        self._wake_event.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.transport.close()
+        with self._lock:
+            replicas = list(self._replicas.values())
+            self._replicas.clear()
+        for rep in replicas:
+            rep.group.close()
+
+    def wake(self) -> None:
+        self._wake_event.set()
+
+    # -- replicas -----------------------------------------------------------------------------
+
+    def _paths(self, range_id: int) -> tuple[str, str]:
+        base = os.path.join(self.ranges_dir, f"r{range_id}")
+        return base + ".sqlite", base + ".raftlog"
+
+    def ensure_replica(
+        self, range_id: int, peers: list[int], *, campaign: bool = False
+    ) -> RangeGroup:
+        """Open (or create) this node's replica of ``range_id`` with voters ``peers``.
+
+        ``campaign``: for a brand-new range, start an election at once instead of waiting
+        out an election timeout (the creator passes it to the first replica only).
+        """
+        with self._lock:
+            rep = self._replicas.get(range_id)
+            if rep is not None:
+                return rep.group
+        db_path, log_path = self._paths(range_id)
+        engine = Engine(db_path)
+        group = RangeGroup(
+            range_id=range_id,
+            node_id=self.node_id,
+            peers=sorted(peers),
+            engine=engine,
+            journal_path=log_path,
+            node_transport=self.transport,
+            timing=self.timing,
+            wake=self.wake,
+        )
+        with self._lock:
+            existing = self._replicas.get(range_id)
+            if existing is not None:  # lost a race with another creator
+                group.close()
+                return existing.group
+            self._replicas[range_id] = _Replica(group)
+        if campaign and group.raftCommitIndex <= 1:
+            group.campaign_now()
+        log.info("n%d: opened replica of range %d (voters %s)", self.node_id, range_id, peers)
+        self.wake()
+        return group
+
+    def remove_replica(self, range_id: int) -> None:
+        """Close and delete this node's replica (the range was dropped)."""
+        with self._lock:
+            rep = self._replicas.pop(range_id, None)
+        if rep is not None:
+            rep.group.close()
+        for path in self._paths(range_id):
+            Engine.remove_files(path)
+            for extra in (path + ".meta",):
+                if os.path.exists(extra):
+                    os.remove(extra)
+        log.info("n%d: removed replica of range %d", self.node_id, range_id)
+
+    def replica_ids(self) -> list[int]:
+        with self._lock:
+            return sorted(self._replicas)
+
+    def on_disk_replica_ids(self) -> list[int]:
+        ids = []
+        for name in os.listdir(self.ranges_dir):
+            if name.startswith("r") and name.endswith(".sqlite"):
+                try:
+                    ids.append(int(name[1:-7]))
+                except ValueError:
+                    continue
+        return sorted(ids)
+
+    def get(self, range_id: int) -> RangeGroup:
+        with self._lock:
+            rep = self._replicas.get(range_id)
+        if rep is None:
+            raise RangeNotFoundError(range_id)
+        if rep.group.stopped_reason is not None:
+            raise ReplicaStopped(f"range {range_id}: {rep.group.stopped_reason}")
+        return rep.group
+
+    def propose(self, range_id: int, command: pb.Command, timeout: float) -> pb.CommandResult:
+        return self.get(range_id).propose(command, timeout)
+
+    def status(self) -> list[pb.ReplicaStatus]:
+        with self._lock:
+            groups = [r.group for r in self._replicas.values()]
+        return [g.status() for g in groups]
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def _on_message(self, range_id: int, from_node: int, message: dict[str, Any]) -> None:
+        with self._lock:
+            rep = self._replicas.get(range_id)
+        if rep is None:
+            return  # a replica we don't (yet) have: the sender retries
+        rep.inbox.append((from_node, message))
+        self._wake_event.set()
+
+    def _loop(self) -> None:
+        while self._running:
+            self._wake_event.wait(_IDLE_WAIT)
+            self._wake_event.clear()
+            with self._lock:
+                replicas = list(self._replicas.values())
+            for rep in replicas:
+                group = rep.group
+                if group.stopped_reason is not None:
+                    rep.inbox.clear()
+                    continue
+                try:
+                    while rep.inbox:
+                        from_node, message = rep.inbox.popleft()
+                        try:
+                            group.deliver(from_node, message)
+                        except (KeyError, TypeError, ValueError, IndexError):
+                            log.warning(
+                                "range %d: malformed message from n%d dropped",
+                                group.range_id,
+                                from_node,
+                                exc_info=True,
+                            )
+                    group.tick()
+                except Exception:
+                    self.tick_errors += 1
+                    log.exception("range %d: tick failed", group.range_id)
+                    if group.stopped_reason is None:
+                        time.sleep(0.01)
+
+
+def wipe_data_dir(path: str) -> None:
+    """Remove a node's data directory (tests and ``demo``)."""
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,275 @@
+"""The ``atlasql`` command line: start, init, demo, sql, node status."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+import grpc
+
+from proto import pb, rpc
+
+from .config import ConfigError, NodeConfig, parse_hostport, parse_locality
+
+FORMATS = ("table", "csv", "tsv", "json", "markdown")
+
+
+def _die(message: str, code: int = 2) -> int:
+    print(f"atlasql: error: {message}", file=sys.stderr)
+    return code
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+# -- start ---------------------------------------------------------------------------------------
+
+
+def _cmd_start(args: argparse.Namespace) -> int:
+    try:
+        secret = args.cluster_secret or os.environ.get("ATLASQL_CLUSTER_SECRET", "")
+        if args.cluster_secret_file:
+            with open(args.cluster_secret_file, encoding="utf-8") as f:
+                secret = f.read().strip()
+        config = NodeConfig(
+            node_id=args.node_id,
+            listen=args.listen,
+            data_dir=args.data_dir,
+            locality=parse_locality(args.locality),
+            join=tuple(j.strip() for j in (args.join or "").split(",") if j.strip()),
+            advertise=args.advertise or "",
+            cluster_secret=secret,
+        )
+    except (ConfigError, OSError) as exc:
+        return _die(str(exc))
+    if args.rtt_matrix:
+        return _die("--rtt-matrix: simulated geography is not implemented yet")
+    _setup_logging(args.log_level)
+    from .node import Node
+
+    node = Node(config)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        node._stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    node.start()
+    print(
+        f"atlasql node n{config.node_id} serving on {config.listen} "
+        f"(locality {args.locality}, data dir {config.data_dir})",
+        file=sys.stderr,
+        flush=True,
+    )
+    node.wait()
+    node.stop()
+    return 0
+
+
+# -- init ----------------------------------------------------------------------------------------
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    try:
+        host = parse_hostport(args.host, "--host")
+    except ConfigError as exc:
+        return _die(str(exc))
+    with grpc.insecure_channel(host) as channel:
+        try:
+            resp = rpc.AdminStub(channel).Init(pb.InitRequest(), timeout=args.timeout)
+        except grpc.RpcError as exc:
+            return _die(f"cannot reach {host}: {exc.code().name}", 1)
+    if resp.HasField("error") and resp.error.code:
+        return _die(resp.error.message, 1)
+    replicas = ", ".join(f"n{n}" for n in resp.meta_replicas)
+    print(f"cluster {resp.cluster_id} initialised; meta range on {replicas}")
+    return 0
+
+
+# -- sql -----------------------------------------------------------------------------------------
+
+
+def _cmd_sql(args: argparse.Namespace) -> int:
+    from .shell import run_shell
+
+    hosts = args.host
+    try:
+        for h in hosts.split(","):
+            parse_hostport(h, "--host")
+    except ConfigError as exc:
+        return _die(str(exc))
+    return run_shell(hosts, statements=args.execute, fmt=args.format, on_error=args.on_error)
+
+
+# -- node status ---------------------------------------------------------------------------------
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    try:
+        host = parse_hostport(args.host, "--host")
+    except ConfigError as exc:
+        return _die(str(exc))
+    with grpc.insecure_channel(host) as channel:
+        try:
+            resp = rpc.AdminStub(channel).Status(pb.StatusRequest(), timeout=5)
+        except grpc.RpcError as exc:
+            return _die(f"cannot reach {host}: {exc.code().name}", 1)
+    from .format import format_result
+
+    loc = ",".join(f"{t.key}={t.value}" for t in resp.node.locality.tiers)
+    print(f"node n{resp.node.node_id} at {resp.node.address} ({loc}) cluster {resp.node.cluster_id or '-'}")
+    rows = [
+        (r.range_id, "yes" if r.is_leader else "no", f"n{r.leader}" if r.leader else "-",
+         r.term, r.commit_index, r.applied_index)
+        for r in resp.replicas
+    ]
+    print(format_result(["range", "leader here", "leader", "term", "commit", "applied"], rows,
+                        args.format))
+    return 0
+
+
+# -- demo ----------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    if args.global_:
+        return _die("--global (3 regions with simulated latency) is not implemented yet")
+    if not 1 <= args.nodes <= 9:
+        return _die("--nodes: must be between 1 and 9")
+    _setup_logging(args.log_level)
+    from .node import Node
+    from .shell import run_shell
+
+    base = tempfile.mkdtemp(prefix="atlasql-demo-")
+    ports = [_free_port() for _ in range(args.nodes)]
+    addrs = [f"127.0.0.1:{p}" for p in ports]
+    nodes: list[Node] = []
+    try:
+        for i, addr in enumerate(addrs, start=1):
+            cfg = NodeConfig(
+                node_id=i,
+                listen=addr,
+                data_dir=os.path.join(base, f"n{i}"),
+                locality=(("region", "local"), ("zone", f"z{i}")),
+                join=tuple(addrs),
+            )
+            node = Node(cfg)
+            node.start()
+            nodes.append(node)
+        resp = nodes[0].init_cluster()
+        if resp.HasField("error") and resp.error.code:
+            return _die(f"demo cluster failed to initialise: {resp.error.message}", 1)
+        _wait_registered(nodes, timeout=20.0)
+        if not args.execute:
+            print(
+                f"# atlasql demo: {args.nodes} nodes on {', '.join(addrs)} (data in {base})\n"
+                "# Type SQL ending with ';', \\? for help, \\q to quit.",
+                file=sys.stderr,
+            )
+        return run_shell(",".join(addrs), statements=args.execute, fmt=args.format)
+    finally:
+        for node in nodes:
+            node.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _wait_registered(nodes: Sequence[object], timeout: float) -> None:
+    from .node import Node
+
+    deadline = time.monotonic() + timeout
+    first = nodes[0]
+    assert isinstance(first, Node)
+    while time.monotonic() < deadline:
+        try:
+            first.refresh_catalog()
+        except Exception:  # noqa: BLE001 - retried until the deadline
+            pass
+        if len(first.catalog.snapshot().nodes) >= len(nodes):
+            return
+        time.sleep(0.1)
+
+
+# -- parser --------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="atlasql",
+        description="atlasql: a geo-distributed SQL database (Raft ranges of SQLite).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("start", help="run a node", description="Run one atlasql node.")
+    p.add_argument("--node-id", type=int, required=True, help="this node's id (a positive integer, unique in the cluster)")
+    p.add_argument("--locality", default="region=local", help="region=R[,zone=Z]: where this node runs (default region=local)")
+    p.add_argument("--listen", required=True, help="HOST:PORT for gRPC (clients and peers)")
+    p.add_argument("--advertise", help="HOST:PORT peers should use, if not --listen")
+    p.add_argument("--join", default="", help="HOST:PORT[,...] of other nodes to contact")
+    p.add_argument("--data-dir", required=True, help="directory for this node's replicas and state")
+    p.add_argument("--cluster-secret", default="", help="shared secret for node-to-node traffic (or ATLASQL_CLUSTER_SECRET)")
+    p.add_argument("--cluster-secret-file", default="", help="read the cluster secret from this file")
+    p.add_argument("--rtt-matrix", help="JSON file of inter-region round-trip times (not implemented yet)")
+    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=_cmd_start)
+
+    p = sub.add_parser("init", help="bootstrap a new cluster once its first nodes are up",
+                       description="Bootstrap the cluster: creates the meta range on the first three nodes.")
+    p.add_argument("--host", required=True, help="HOST:PORT of any started node")
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.set_defaults(func=_cmd_init)
+
+    p = sub.add_parser("sql", help="interactive SQL shell (or run -e statements)",
+                       description="Run SQL against a cluster: interactive, from -e, or from stdin.")
+    p.add_argument("--host", required=True, help="HOST:PORT[,HOST:PORT...] of nodes to use")
+    p.add_argument("-e", "--execute", action="append", metavar="SQL", help="run SQL and exit (repeatable)")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--on-error", choices=["stop", "continue"], default="stop")
+    p.set_defaults(func=_cmd_sql)
+
+    p = sub.add_parser("demo", help="start an embedded local cluster and open the shell",
+                       description="Start an embedded local cluster in a temporary directory.")
+    p.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
+    p.add_argument("--global", dest="global_", action="store_true", help="3 regions with simulated latency (not implemented yet)")
+    p.add_argument("-e", "--execute", action="append", metavar="SQL", help="run SQL and exit (repeatable)")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--log-level", default="error", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("node", help="node commands")
+    nsub = p.add_subparsers(dest="node_command", required=True, metavar="NODE_COMMAND")
+    q = nsub.add_parser("status", help="show one node's replicas and leaders")
+    q.add_argument("--host", required=True, help="HOST:PORT of the node")
+    q.add_argument("--format", choices=FORMATS, default="table")
+    q.set_defaults(func=_cmd_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

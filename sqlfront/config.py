@@ -1,0 +1,75 @@
+"""Node configuration: a frozen, keyword-only dataclass validated once at start-up."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+_HOSTPORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):(?P<port>\d{1,5})$")
+_TIER = re.compile(r"^[a-z][a-z0-9_\-]*=[A-Za-z0-9_.\-]+$")
+
+
+class ConfigError(ValueError):
+    """A flag or config value is invalid; the message names it."""
+
+
+def parse_hostport(value: str, flag: str) -> str:
+    """Validate ``HOST:PORT``.
+
+    >>> parse_hostport("127.0.0.1:26257", "--listen")
+    '127.0.0.1:26257'
+    """
+    m = _HOSTPORT.match(value.strip())
+    if not m or not 0 < int(m.group("port")) < 65536:
+        raise ConfigError(f"{flag}: expected HOST:PORT with a port in 1-65535, got {value!r}")
+    return value.strip()
+
+
+def parse_locality(value: str) -> tuple[tuple[str, str], ...]:
+    """Parse ``region=R[,zone=Z,...]``; the first tier must be ``region``.
+
+    >>> parse_locality("region=eu-west,zone=b")
+    (('region', 'eu-west'), ('zone', 'b'))
+    """
+    tiers: list[tuple[str, str]] = []
+    for part in value.split(","):
+        part = part.strip()
+        if not _TIER.match(part):
+            raise ConfigError(
+                f"--locality: bad tier {part!r}; expected key=value like region=us-east,zone=a"
+            )
+        key, val = part.split("=", 1)
+        if key in {k for k, _ in tiers}:
+            raise ConfigError(f"--locality: tier {key!r} given twice")
+        tiers.append((key, val))
+    if not tiers or tiers[0][0] != "region":
+        raise ConfigError("--locality: the first tier must be region=NAME")
+    return tuple(tiers)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NodeConfig:
+    node_id: int
+    listen: str
+    data_dir: str
+    locality: tuple[tuple[str, str], ...] = (("region", "local"),)
+    join: tuple[str, ...] = ()
+    advertise: str = ""
+    cluster_secret: str = ""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.node_id < 2**31:
+            raise ConfigError(f"--node-id: must be a positive integer, got {self.node_id}")
+        parse_hostport(self.listen, "--listen")
+        for j in self.join:
+            parse_hostport(j, "--join")
+        if not self.data_dir:
+            raise ConfigError("--data-dir: required")
+
+    @property
+    def address(self) -> str:
+        return self.advertise or self.listen
+
+    @property
+    def region(self) -> str:
+        return self.locality[0][1]

@@ -1,0 +1,389 @@
+"""The gateway: plans one client statement and runs it on the ranges it touches.
+
+Today every table is one range, so the plan is simple:
+
+* DDL goes to the meta range (catalog) and, for CREATE TABLE/INDEX, to the table's range;
+* INSERT/UPDATE/DELETE go to the table's range leader as one Raft entry, after non-deterministic
+  parts (``random()``, ``datetime('now')``, ``CURRENT_TIMESTAMP`` defaults ...) were turned into
+  literals;
+* a SELECT on one table is a consistent read at that range's leader; a SELECT on several
+  tables gathers each table (consistent per table) into a gateway-side SQLite and runs there;
+  a SELECT on no table runs at the gateway.
+
+Statements that would write to several ranges are refused (they need the transactions issue),
+so a multi-range write never half-applies.
+"""
+
+from __future__ import annotations
+
+import datetime
+import random
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Protocol
+
+from sqlglot import exp
+
+from proto import pb
+from router import CatalogCache, RangeSender, RangeUnavailableError
+from storage import row_to_proto, sqlstate
+
+from .dialect import SqlError, parse
+from .rewrite import fill_defaults, nondeterministic_defaults, rewrite_nondeterministic, to_sql
+
+_RESERVED_PREFIXES = ("_atlas", "sqlite_")
+
+
+class Cluster(Protocol):
+    """What the gateway needs from its node (declared by the consumer)."""
+
+    catalog: CatalogCache
+    sender: RangeSender
+
+    def refresh_catalog(self) -> None: ...
+
+    def meta_descriptor(self) -> pb.RangeDescriptor | None: ...
+
+    def choose_replicas(self, count: int) -> list[int]: ...
+
+    def ensure_replicas_everywhere(self, nodes: list[int]) -> None: ...
+
+
+def _error(code: str, message: str, position: int = 0, line: int = 0, column: int = 0
+           ) -> pb.ExecuteResponse:
+    resp = pb.ExecuteResponse()
+    resp.error.code = code
+    resp.error.message = message
+    resp.error.position = position
+    resp.error.line = line
+    resp.error.column = column
+    return resp
+
+
+class StatementError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _from_result(res: pb.CommandResult) -> pb.ExecuteResponse:
+    resp = pb.ExecuteResponse(
+        columns=list(res.columns),
+        rows=list(res.rows),
+        rows_affected=res.rows_affected,
+        last_insert_rowid=res.last_insert_rowid,
+        returns_rows=res.returns_rows,
+    )
+    if res.HasField("error") and res.error.code:
+        return _error(res.error.code, res.error.message)
+    return resp
+
+
+def _table_names(tree: exp.Expression) -> list[str]:
+    """Names of real tables referenced (CTE names excluded), in order of appearance."""
+    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+    names: list[str] = []
+    for t in tree.find_all(exp.Table):
+        name = t.name
+        if not name or name.lower() in ctes:
+            continue
+        if name.lower() not in [n.lower() for n in names]:
+            names.append(name)
+    return names
+
+
+class Gateway:
+    def __init__(self, cluster: Cluster, *, clock: Callable[[], datetime.datetime] | None = None
+                 ) -> None:
+        self._cluster = cluster
+        self._clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
+        self._rng = random.SystemRandom()
+        self._session = uuid.uuid4().hex
+        self._seq = 0
+        self._seq_lock = threading.Lock()
+
+    # -- entry point -------------------------------------------------------------------------
+
+    def execute(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
+        try:
+            statements = parse(request.sql)
+        except SqlError as exc:
+            return _error(exc.code, exc.message, exc.position, exc.line, exc.column)
+        if len(statements) != 1:
+            return _error(
+                sqlstate.FEATURE_NOT_SUPPORTED,
+                "you can only execute one statement at a time",
+            )
+        tree = statements[0]
+        try:
+            return self._dispatch(tree, request)
+        except SqlError as exc:
+            return _error(exc.code, exc.message, exc.position, exc.line, exc.column)
+        except StatementError as exc:
+            return _error(exc.code, exc.message)
+        except RangeUnavailableError as exc:
+            return _error(exc.code, exc.message)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _next_internal(self) -> tuple[str, int]:
+        with self._seq_lock:
+            self._seq += 1
+            return self._session, self._seq
+
+    def _command(self, request: pb.ExecuteRequest | None, **op: object) -> pb.Command:
+        cmd = pb.Command(**op)  # type: ignore[arg-type]
+        if request is not None and request.session_id:
+            cmd.session_id, cmd.seq = request.session_id, request.seq
+        else:
+            cmd.session_id, cmd.seq = self._next_internal()
+        return cmd
+
+    def _meta(self, op: pb.MetaOp) -> pb.CommandResult:
+        desc = self._cluster.meta_descriptor()
+        if desc is None:
+            raise StatementError(
+                sqlstate.NOT_INITIALIZED,
+                "the cluster is not initialised yet: run `atlasql init --host HOST:PORT`",
+            )
+        res = self._cluster.sender.send(desc, self._command(None, meta=op))
+        if res.HasField("error") and res.error.code:
+            raise StatementError(res.error.code, res.error.message)
+        self._cluster.refresh_catalog()
+        return res
+
+    def _table(self, name: str) -> pb.TableDescriptor:
+        if name.lower().startswith(_RESERVED_PREFIXES):
+            raise StatementError(sqlstate.INSUFFICIENT_PRIVILEGE, f"{name} is reserved for atlasql")
+        table = self._cluster.catalog.table(name)
+        if table is None:
+            self._cluster.refresh_catalog()
+            table = self._cluster.catalog.table(name)
+        if table is None:
+            raise StatementError(sqlstate.UNDEFINED_TABLE, f"no such table: {name}")
+        return table
+
+    def _range_of(self, table: str) -> pb.RangeDescriptor:
+        ranges = self._cluster.catalog.ranges_of(table)
+        if not ranges:
+            self._cluster.refresh_catalog()
+            ranges = self._cluster.catalog.ranges_of(table)
+        if not ranges:
+            raise StatementError(sqlstate.RANGE_NOT_FOUND, f"table {table} has no range")
+        return ranges[0]
+
+    def _read(self, desc: pb.RangeDescriptor, sql: str, request: pb.ExecuteRequest | None
+              ) -> pb.CommandResult:
+        read = pb.SqlRead(sql=sql)
+        if request is not None:
+            read.params.extend(request.params)
+            for k, v in request.named_params.items():
+                read.named_params[k].CopyFrom(v)
+        return self._cluster.sender.send(desc, pb.Command(read=read))
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    def _dispatch(self, tree: exp.Expression, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
+        if isinstance(tree, exp.Create):
+            kind = (tree.args.get("kind") or "").upper()
+            if kind == "TABLE":
+                return self._create_table(tree, request)
+            if kind == "INDEX":
+                return self._create_index(tree, request)
+            raise StatementError(sqlstate.FEATURE_NOT_SUPPORTED, f"CREATE {kind} is not supported yet")
+        if isinstance(tree, exp.Drop):
+            kind = (tree.args.get("kind") or "").upper()
+            if kind == "TABLE":
+                return self._drop_table(tree)
+            if kind == "INDEX":
+                return self._drop_index(tree, request)
+            raise StatementError(sqlstate.FEATURE_NOT_SUPPORTED, f"DROP {kind} is not supported yet")
+        if isinstance(tree, (exp.Insert, exp.Update, exp.Delete)):
+            return self._write(tree, request)
+        if isinstance(tree, exp.Query):
+            return self._select(tree, request)
+        name = type(tree).__name__.upper()
+        raise StatementError(
+            sqlstate.FEATURE_NOT_SUPPORTED,
+            f"statement {name} is not supported yet (supported: CREATE/DROP TABLE, "
+            "CREATE/DROP INDEX, INSERT, UPDATE, DELETE, SELECT)",
+        )
+
+    def _create_table(self, tree: exp.Create, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
+        target = tree.this
+        table_expr = target.this if isinstance(target, exp.Schema) else target
+        name = table_expr.name if isinstance(table_expr, exp.Table) else ""
+        if not name:
+            raise StatementError(sqlstate.SYNTAX_ERROR, "CREATE TABLE needs a table name")
+        if name.lower().startswith(_RESERVED_PREFIXES):
+            raise StatementError(sqlstate.INVALID_NAME, f"table names starting with {name[:6]!r} are reserved")
+        if tree.args.get("expression") is not None:
+            raise StatementError(sqlstate.FEATURE_NOT_SUPPORTED, "CREATE TABLE ... AS SELECT is not supported yet")
+        props = tree.args.get("properties")
+        if props is not None and any(isinstance(p, exp.TemporaryProperty) for p in props.expressions):
+            raise StatementError(sqlstate.FEATURE_NOT_SUPPORTED, "temporary tables are not supported")
+        if isinstance(table_expr, exp.Table) and table_expr.db:
+            raise StatementError(sqlstate.FEATURE_NOT_SUPPORTED, "schema-qualified names are not supported yet")
+        create_sql = request.sql.strip().rstrip(";").strip()
+        replicas = self._cluster.choose_replicas(3)
+        if not replicas:
+            raise StatementError(sqlstate.RANGE_UNAVAILABLE, "no live nodes to place the table on")
+        res = self._meta(
+            pb.MetaOp(
+                create_table=pb.CreateTable(
+                    name=name,
+                    create_sql=create_sql,
+                    replicas=replicas,
+                    if_not_exists=bool(tree.args.get("exists")),
+                )
+            )
+        )
+        range_id = int(res.rows[0].values[0].integer) if res.rows else 0
+        if range_id == 0:  # IF NOT EXISTS and it existed
+            return pb.ExecuteResponse(rows_affected=-1)
+        desc = self._cluster.catalog.range(range_id)
+        if desc is None:
+            raise StatementError(sqlstate.INTERNAL_ERROR, f"range {range_id} missing after create")
+        self._cluster.ensure_replicas_everywhere(list(desc.replicas))
+        ddl = self._cluster.sender.send(
+            desc, self._command(request, write=pb.SqlWrite(sql=create_sql))
+        )
+        if ddl.HasField("error") and ddl.error.code:
+            # The catalog entry must not outlive a schema the range refused.
+            self._meta(pb.MetaOp(drop_table=pb.DropTable(name=name, if_exists=True)))
+            return _error(ddl.error.code, ddl.error.message)
+        return pb.ExecuteResponse(rows_affected=-1)
+
+    def _drop_table(self, tree: exp.Drop) -> pb.ExecuteResponse:
+        table = tree.this
+        name = table.name if isinstance(table, exp.Table) else ""
+        if name.lower().startswith(_RESERVED_PREFIXES):
+            raise StatementError(sqlstate.INSUFFICIENT_PRIVILEGE, f"{name} is reserved for atlasql")
+        self._meta(pb.MetaOp(drop_table=pb.DropTable(name=name, if_exists=bool(tree.args.get("exists")))))
+        return pb.ExecuteResponse(rows_affected=-1)
+
+    def _create_index(self, tree: exp.Create, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
+        index = tree.this
+        table_expr = index.args.get("table") if isinstance(index, exp.Index) else None
+        if not isinstance(table_expr, exp.Table):
+            raise StatementError(sqlstate.SYNTAX_ERROR, "CREATE INDEX needs ON table(columns)")
+        table = self._table(table_expr.name)
+        desc = self._range_of(table.name)
+        sql = request.sql.strip().rstrip(";").strip()
+        res = self._cluster.sender.send(desc, self._command(request, write=pb.SqlWrite(sql=sql)))
+        if res.HasField("error") and res.error.code:
+            return _error(res.error.code, res.error.message)
+        self._meta(pb.MetaOp(add_index=pb.AddIndex(table=table.name, index_sql=sql, index_name=index.name)))
+        return pb.ExecuteResponse(rows_affected=-1)
+
+    def _drop_index(self, tree: exp.Drop, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
+        name = tree.this.name if tree.this is not None else ""
+        self._cluster.refresh_catalog()
+        for table in self._cluster.catalog.snapshot().tables:
+            for index_sql in table.index_sql:
+                created = parse(index_sql)[0]
+                if created.this is not None and created.this.name.lower() == name.lower():
+                    desc = self._range_of(table.name)
+                    sql = request.sql.strip().rstrip(";").strip()
+                    res = self._cluster.sender.send(
+                        desc, self._command(request, write=pb.SqlWrite(sql=sql))
+                    )
+                    if res.HasField("error") and res.error.code:
+                        return _error(res.error.code, res.error.message)
+                    self._meta(pb.MetaOp(drop_index=pb.DropIndex(index_name=created.this.name)))
+                    return pb.ExecuteResponse(rows_affected=-1)
+        if tree.args.get("exists"):
+            return pb.ExecuteResponse(rows_affected=-1)
+        raise StatementError(sqlstate.UNDEFINED_OBJECT, f"no such index: {name}")
+
+    def _write(self, tree: exp.Expression, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
+        target = tree.this
+        if isinstance(target, exp.Schema):
+            target = target.this
+        if not isinstance(target, exp.Table):
+            raise StatementError(sqlstate.SYNTAX_ERROR, "cannot find the target table")
+        table = self._table(target.name)
+        others = [n for n in _table_names(tree) if n.lower() != table.name.lower()]
+        if others:
+            raise StatementError(
+                sqlstate.FEATURE_NOT_SUPPORTED,
+                f"a write that reads other tables ({', '.join(others)}) touches several ranges; "
+                "multi-range statements arrive with transactions",
+            )
+        now = self._clock()
+        rewritten, changed = rewrite_nondeterministic(tree, now=now, rng=self._rng)
+        if isinstance(rewritten, exp.Insert):
+            nd = nondeterministic_defaults(table.create_sql)
+            if nd:
+                columns = _columns_of(table.create_sql)
+                rewritten, filled = fill_defaults(rewritten, columns, nd, now=now, rng=self._rng)
+                changed = changed or filled
+        sql = to_sql(rewritten) if changed else request.sql
+        write = pb.SqlWrite(sql=sql)
+        write.params.extend(request.params)
+        for k, v in request.named_params.items():
+            write.named_params[k].CopyFrom(v)
+        desc = self._range_of(table.name)
+        res = self._cluster.sender.send(desc, self._command(request, write=write))
+        return _from_result(res)
+
+    def _select(self, tree: exp.Expression, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
+        names = _table_names(tree)
+        if not names:
+            return self._local_query(request, {})
+        tables = [self._table(n) for n in names]
+        if len(tables) == 1:
+            desc = self._range_of(tables[0].name)
+            return _from_result(self._read(desc, request.sql, request))
+        # Several tables (each its own range today): gather, then finish at the gateway.
+        gathered: dict[str, tuple[pb.TableDescriptor, pb.CommandResult]] = {}
+        for t in tables:
+            desc = self._range_of(t.name)
+            res = self._read(desc, f'SELECT * FROM "{t.name}"', None)
+            if res.HasField("error") and res.error.code:
+                return _from_result(res)
+            gathered[t.name] = (t, res)
+        return self._local_query(request, gathered)
+
+    def _local_query(
+        self,
+        request: pb.ExecuteRequest,
+        tables: dict[str, tuple[pb.TableDescriptor, pb.CommandResult]],
+    ) -> pb.ExecuteResponse:
+        from storage import Engine, params_from_proto, row_from_proto
+
+        engine = Engine(":memory:")
+        try:
+            for table, res in tables.values():
+                engine.execute(table.create_sql)
+                if res.rows:
+                    width = len(res.rows[0].values)
+                    marks = ",".join("?" * width)
+                    for row in res.rows:
+                        engine.execute(
+                            f'INSERT INTO "{table.name}" VALUES ({marks})', row_from_proto(row)
+                        )
+            out = engine.query(request.sql, params_from_proto(request.params, request.named_params))
+        finally:
+            engine.close()
+        if out.error is not None:
+            return _error(out.error.code, out.error.message)
+        return pb.ExecuteResponse(
+            columns=list(out.columns),
+            rows=[row_to_proto(r) for r in out.rows],
+            rows_affected=-1,
+            returns_rows=out.returns_rows,
+        )
+
+
+def _columns_of(create_sql: str) -> list[str]:
+    tree = parse(create_sql)[0]
+    schema = tree.this
+    if not isinstance(schema, exp.Schema):
+        return []
+    return [c.name for c in schema.expressions if isinstance(c, exp.ColumnDef)]
+
+
+__all__ = ["Cluster", "Gateway", "StatementError"]

@@ -1,0 +1,548 @@
+"""The node: composition root wiring store, router, gateway and the gRPC services together.
+
+One ``atlasql start`` process runs one ``Node``: a gRPC server on ``--listen`` (SQL, Admin,
+Internal and standard health checking), a ``Store`` of replicas with its tick loop, and a
+background loop that gossips with ``--join`` peers, registers the node in the meta range,
+refreshes the catalog and opens or removes replicas to match it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from concurrent import futures
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from proto import pb, rpc
+from raftgroups import (
+    META_RANGE_ID,
+    SECRET_METADATA_KEY,
+    NotLeaderError,
+    ProposalDropped,
+    ProposalTimeout,
+    RangeNotFoundError,
+    ReplicaStopped,
+    Store,
+)
+from router import CatalogCache, ChannelPool, RangeSender, RangeUnavailableError
+from storage import EngineFailure, ValueTypeError, sqlstate
+
+from .config import NodeConfig
+from .gateway import Gateway
+
+log = logging.getLogger(__name__)
+
+_LIVE_WINDOW = 5.0
+_LOOP_PERIOD = 0.5
+
+
+class _NodeState:
+    """What a node persists about itself in ``DATA_DIR/node.json``."""
+
+    def __init__(self, path: str, node_id: int) -> None:
+        self.path = path
+        self.node_id = node_id
+        self.cluster_id = ""
+        self.meta_replicas: list[int] = []
+        self.replicas: dict[int, list[int]] = {}
+        self.addresses: dict[int, str] = {}
+        self._lock = threading.Lock()
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+            if int(data.get("node_id", node_id)) != node_id:
+                raise SystemExit(
+                    f"--data-dir {os.path.dirname(path)} belongs to node {data['node_id']}, "
+                    f"not to --node-id {node_id}"
+                )
+            self.cluster_id = str(data.get("cluster_id", ""))
+            self.meta_replicas = [int(x) for x in data.get("meta_replicas", [])]
+            self.replicas = {int(k): [int(x) for x in v] for k, v in data.get("replicas", {}).items()}
+            self.addresses = {int(k): str(v) for k, v in data.get("addresses", {}).items()}
+
+    def save(self) -> None:
+        with self._lock:
+            data = {
+                "node_id": self.node_id,
+                "cluster_id": self.cluster_id,
+                "meta_replicas": self.meta_replicas,
+                "replicas": {str(k): v for k, v in sorted(self.replicas.items())},
+                "addresses": {str(k): v for k, v in sorted(self.addresses.items())},
+            }
+            tmp = self.path + ".tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=1)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+
+
+class _SecretInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Rejects Internal calls without the cluster secret before the body is decoded."""
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret.encode()
+
+        def deny(request: Any, context: grpc.ServicerContext) -> Any:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad or missing cluster secret")
+
+        self._deny = grpc.unary_unary_rpc_method_handler(deny)
+
+    def intercept_service(self, continuation: Any, details: Any) -> Any:
+        if self._secret and details.method.startswith("/atlasql.v1.Internal/"):
+            given = dict(details.invocation_metadata or ()).get(SECRET_METADATA_KEY, "")
+            if not hmac.compare_digest(given.encode(), self._secret):
+                return self._deny
+        return continuation(details)
+
+
+class Node:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.node_id = config.node_id
+        os.makedirs(config.data_dir, exist_ok=True)
+        self.state = _NodeState(os.path.join(config.data_dir, "node.json"), self.node_id)
+        self.state.addresses[self.node_id] = config.address
+        self._last_seen: dict[int, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._registered = False
+        self._catalog_lock = threading.Lock()
+        self.started_at = time.time()
+        metadata = ((SECRET_METADATA_KEY, config.cluster_secret),) if config.cluster_secret else ()
+        self.store = Store(
+            node_id=self.node_id,
+            data_dir=config.data_dir,
+            resolve=self.resolve,
+            secret=config.cluster_secret,
+        )
+        self.channels = ChannelPool(metadata)
+        self.catalog = CatalogCache()
+        self.sender = RangeSender(
+            node_id=self.node_id, local=self, resolve=self.resolve, channels=self.channels
+        )
+        self.gateway = Gateway(self)
+        self.server: grpc.Server | None = None
+        self._health = health.HealthServicer()
+        self._thread: threading.Thread | None = None
+
+    # -- directory ---------------------------------------------------------------------------
+
+    def resolve(self, node_id: int) -> str | None:
+        addr = self.state.addresses.get(node_id)
+        if addr:
+            return addr
+        info = self.catalog.node(node_id)
+        return info.address if info is not None else None
+
+    def _seen(self, info: pb.NodeInfo) -> None:
+        if not info.node_id or not info.address:
+            return
+        with self._lock:
+            changed = self.state.addresses.get(info.node_id) != info.address
+            self.state.addresses[info.node_id] = info.address
+            self._last_seen[info.node_id] = time.monotonic()
+        if changed:
+            self.state.save()
+
+    def live_nodes(self) -> list[int]:
+        now = time.monotonic()
+        with self._lock:
+            live = {n for n, t in self._last_seen.items() if now - t < _LIVE_WINDOW}
+        live.add(self.node_id)
+        return sorted(live)
+
+    def info(self) -> pb.NodeInfo:
+        loc = pb.Locality(tiers=[pb.LocalityTier(key=k, value=v) for k, v in self.config.locality])
+        return pb.NodeInfo(
+            node_id=self.node_id,
+            address=self.config.address,
+            locality=loc,
+            cluster_id=self.state.cluster_id,
+        )
+
+    # -- Cluster protocol (used by the gateway) ----------------------------------------------
+
+    def meta_descriptor(self) -> pb.RangeDescriptor | None:
+        if not self.state.cluster_id or not self.state.meta_replicas:
+            return None
+        return pb.RangeDescriptor(range_id=META_RANGE_ID, replicas=self.state.meta_replicas)
+
+    def refresh_catalog(self) -> None:
+        desc = self.meta_descriptor()
+        if desc is None:
+            return
+        with self._catalog_lock:
+            res = self.sender.send(desc, pb.Command(read=pb.SqlRead(catalog=True)), budget=5.0)
+            if res.rows:
+                cat = pb.Catalog()
+                cat.ParseFromString(res.rows[0].values[0].blob)
+                self.catalog.update(cat)
+
+    def choose_replicas(self, count: int) -> list[int]:
+        candidates = self.live_nodes()
+        if len(candidates) <= count:
+            return candidates
+        start = int(self.catalog.snapshot().max_range_id) % len(candidates)
+        rotated = candidates[start:] + candidates[:start]
+        return sorted(rotated[:count])
+
+    def ensure_replicas_everywhere(self, nodes: list[int]) -> None:
+        threads = []
+        for n in nodes:
+            if n == self.node_id:
+                self.reconcile()
+                continue
+            address = self.resolve(n)
+            if not address:
+                continue
+
+            def nudge(addr: str = address) -> None:
+                try:
+                    self.channels.internal(addr).EnsureReplicas(
+                        pb.EnsureReplicasRequest(), timeout=3.0, metadata=self.channels.metadata
+                    )
+                except grpc.RpcError:
+                    pass  # the node picks the range up on its next catalog refresh
+
+            t = threading.Thread(target=nudge, daemon=True)
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join(timeout=3.5)
+
+    # -- LocalReplicas protocol (used by the sender) -----------------------------------------
+
+    def propose_local(self, range_id: int, command: pb.Command, timeout: float) -> pb.RangeResponse:
+        resp = pb.RangeResponse()
+        try:
+            resp.result.CopyFrom(self.store.propose(range_id, command, timeout))
+        except NotLeaderError as exc:
+            resp.error.code = sqlstate.NOT_LEADER
+            resp.error.message = str(exc)
+            resp.error.leader_hint = exc.leader_hint
+        except RangeNotFoundError as exc:
+            resp.error.code = sqlstate.RANGE_NOT_FOUND
+            resp.error.message = str(exc)
+        except (ProposalDropped, ReplicaStopped, EngineFailure) as exc:
+            resp.error.code = sqlstate.RANGE_UNAVAILABLE
+            resp.error.message = str(exc)
+        except ProposalTimeout as exc:
+            resp.error.code = sqlstate.AMBIGUOUS_RESULT
+            resp.error.message = str(exc)
+        return resp
+
+    # -- replicas ------------------------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        """Open replicas the catalog places here; remove those of dropped tables."""
+        try:
+            self.refresh_catalog()
+        except RangeUnavailableError:
+            return
+        cat = self.catalog.snapshot()
+        wanted: dict[int, list[int]] = {}
+        for r in cat.ranges:
+            if self.node_id in r.replicas:
+                wanted[r.range_id] = list(r.replicas)
+        changed = False
+        for range_id, peers in wanted.items():
+            if range_id not in self.state.replicas:
+                self.state.replicas[range_id] = peers
+                changed = True
+            self.store.ensure_replica(range_id, peers, campaign=peers[0] == self.node_id)
+        for range_id in list(self.state.replicas):
+            if range_id != META_RANGE_ID and range_id not in wanted and range_id <= cat.max_range_id:
+                del self.state.replicas[range_id]
+                self.store.remove_replica(range_id)
+                changed = True
+        if changed:
+            self.state.save()
+
+    def _open_meta(self, campaign: bool) -> None:
+        if self.node_id in self.state.meta_replicas:
+            self.store.ensure_replica(META_RANGE_ID, self.state.meta_replicas, campaign=campaign)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.store.start()
+        self._open_meta(campaign=False)
+        for range_id, peers in sorted(self.state.replicas.items()):
+            if range_id != META_RANGE_ID:
+                self.store.ensure_replica(range_id, peers)
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="grpc"),
+            interceptors=[_SecretInterceptor(self.config.cluster_secret)],
+            options=[
+                ("grpc.max_send_message_length", 256 * 1024 * 1024),
+                ("grpc.max_receive_message_length", 256 * 1024 * 1024),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        rpc.add_SQLServicer_to_server(_SqlService(self), server)
+        rpc.add_AdminServicer_to_server(_AdminService(self), server)
+        rpc.add_InternalServicer_to_server(_InternalService(self), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (
+                pb.DESCRIPTOR.services_by_name["SQL"].full_name,
+                pb.DESCRIPTOR.services_by_name["Admin"].full_name,
+                pb.DESCRIPTOR.services_by_name["Internal"].full_name,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
+        if server.add_insecure_port(self.config.listen) == 0:
+            raise SystemExit(f"--listen: cannot bind {self.config.listen}")
+        server.start()
+        self.server = server
+        self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        self._thread = threading.Thread(target=self._background, name="node-loop", daemon=True)
+        self._thread.start()
+        log.info("n%d serving on %s", self.node_id, self.config.listen)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._health.enter_graceful_shutdown()
+        if self.server is not None:
+            self.server.stop(grace=0.5).wait()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.store.stop()
+        self.channels.close()
+
+    def wait(self) -> None:
+        while not self._stop.wait(1.0):
+            pass
+
+    # -- background loop -----------------------------------------------------------------------
+
+    def _background(self) -> None:
+        last_reconcile = 0.0
+        while not self._stop.is_set():
+            try:
+                self._gossip()
+                if self.state.cluster_id:
+                    if not self._registered:
+                        self._register()
+                    if time.monotonic() - last_reconcile > 1.0:
+                        self.reconcile()
+                        last_reconcile = time.monotonic()
+            except Exception:
+                log.exception("n%d: background loop", self.node_id)
+            self._stop.wait(_LOOP_PERIOD)
+
+    def _gossip(self) -> None:
+        targets = set(self.config.join) | {
+            a for n, a in self.state.addresses.items() if n != self.node_id
+        }
+        targets.discard(self.config.address)
+        me = self.info()
+        for address in sorted(targets):
+            try:
+                resp = self.channels.internal(address).Hello(
+                    pb.HelloRequest(node=me), timeout=1.0, metadata=self.channels.metadata
+                )
+            except grpc.RpcError:
+                continue
+            self._learn(resp)
+
+    def _learn(self, resp: pb.HelloResponse) -> None:
+        self._seen(resp.node)
+        for n in resp.known_nodes:
+            if n.node_id != self.node_id and n.address and n.node_id not in self.state.addresses:
+                with self._lock:
+                    self.state.addresses[n.node_id] = n.address
+        cid = resp.node.cluster_id
+        if cid and not self.state.cluster_id and resp.HasField("meta"):
+            self.state.cluster_id = cid
+            self.state.meta_replicas = list(resp.meta.replicas)
+            self.state.save()
+            self._open_meta(campaign=False)
+            log.info("n%d joined cluster %s", self.node_id, cid)
+        elif cid and self.state.cluster_id and cid != self.state.cluster_id:
+            log.error("n%d: peer n%d belongs to another cluster %s", self.node_id,
+                      resp.node.node_id, cid)
+
+    def _register(self) -> None:
+        desc = self.meta_descriptor()
+        if desc is None:
+            return
+        cmd = pb.Command(meta=pb.MetaOp(register_node=self.info()))
+        cmd.session_id, cmd.seq = f"node-{self.node_id}-{uuid.uuid4().hex}", 1
+        try:
+            self.sender.send(desc, cmd, budget=2.0)
+        except RangeUnavailableError:
+            return
+        self._registered = True
+        log.info("n%d registered in the catalog", self.node_id)
+
+    def bootstrap(self, cluster_id: str, meta: pb.RangeDescriptor, nodes: list[pb.NodeInfo]
+                  ) -> str:
+        if self.state.cluster_id and self.state.cluster_id != cluster_id:
+            return f"node {self.node_id} already belongs to cluster {self.state.cluster_id}"
+        for n in nodes:
+            self._seen(n)
+        self.state.cluster_id = cluster_id
+        self.state.meta_replicas = list(meta.replicas)
+        self.state.save()
+        self._open_meta(campaign=meta.replicas[0] == self.node_id)
+        return ""
+
+    def init_cluster(self) -> pb.InitResponse:
+        if self.state.cluster_id:
+            resp = pb.InitResponse(cluster_id=self.state.cluster_id)
+            resp.error.code = "AQ006"
+            resp.error.message = f"cluster {self.state.cluster_id} is already initialised"
+            return resp
+        deadline = time.monotonic() + 5.0
+        wanted = min(3, 1 + len(set(self.config.join) - {self.config.address}))
+        while len(self.live_nodes()) < wanted and time.monotonic() < deadline:
+            self._gossip()
+            time.sleep(0.1)
+        members = self.live_nodes()[:3]
+        cluster_id = uuid.uuid4().hex
+        meta = pb.RangeDescriptor(range_id=META_RANGE_ID, replicas=members, generation=1)
+        infos = [pb.NodeInfo(node_id=n, address=self.resolve(n) or "") for n in members]
+        for n in members:
+            if n == self.node_id:
+                err = self.bootstrap(cluster_id, meta, infos)
+            else:
+                try:
+                    r = self.channels.internal(self.resolve(n) or "").Bootstrap(
+                        pb.BootstrapRequest(cluster_id=cluster_id, meta=meta, nodes=infos),
+                        timeout=5.0, metadata=self.channels.metadata,
+                    )
+                    err = r.error.message
+                except grpc.RpcError as exc:
+                    err = f"n{n} unreachable: {exc.code().name}"
+            if err:
+                resp = pb.InitResponse()
+                resp.error.code = sqlstate.SYSTEM_ERROR
+                resp.error.message = err
+                return resp
+        deadline = time.monotonic() + 15.0
+        while not self._registered and time.monotonic() < deadline:
+            self._register()
+        return pb.InitResponse(cluster_id=cluster_id, meta_replicas=members)
+
+
+class _SqlService(rpc.SQLServicer):  # type: ignore[misc]
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    def Execute(self, request: pb.ExecuteRequest, context: grpc.ServicerContext
+                ) -> pb.ExecuteResponse:  # noqa: N802
+        try:
+            if not self._node.state.cluster_id:
+                resp = pb.ExecuteResponse()
+                resp.error.code = sqlstate.NOT_INITIALIZED
+                resp.error.message = (
+                    "the cluster is not initialised yet: run `atlasql init --host HOST:PORT`"
+                )
+                return resp
+            return self._node.gateway.execute(request)
+        except ValueTypeError as exc:
+            resp = pb.ExecuteResponse()
+            resp.error.code = sqlstate.PROTOCOL_VIOLATION
+            resp.error.message = f"malformed request: {exc}"
+            return resp
+        except Exception as exc:  # never let one statement take the node down
+            log.exception("statement failed: %.200s", request.sql)
+            resp = pb.ExecuteResponse()
+            resp.error.code = sqlstate.INTERNAL_ERROR
+            resp.error.message = f"internal error: {type(exc).__name__}: {exc}"
+            return resp
+
+
+class _AdminService(rpc.AdminServicer):  # type: ignore[misc]
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    def Init(self, request: pb.InitRequest, context: grpc.ServicerContext) -> pb.InitResponse:  # noqa: N802
+        return self._node.init_cluster()
+
+    def Status(self, request: pb.StatusRequest, context: grpc.ServicerContext  # noqa: N802
+               ) -> pb.StatusResponse:
+        node = self._node
+        known = [
+            pb.NodeInfo(node_id=n, address=a) for n, a in sorted(node.state.addresses.items())
+        ]
+        return pb.StatusResponse(node=node.info(), known_nodes=known, replicas=node.store.status())
+
+
+class _InternalService(rpc.InternalServicer):  # type: ignore[misc]
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    def Hello(self, request: pb.HelloRequest, context: grpc.ServicerContext) -> pb.HelloResponse:  # noqa: N802
+        node = self._node
+        node._seen(request.node)
+        resp = pb.HelloResponse(
+            node=node.info(),
+            known_nodes=[
+                pb.NodeInfo(node_id=n, address=a) for n, a in sorted(node.state.addresses.items())
+            ],
+        )
+        desc = node.meta_descriptor()
+        if desc is not None:
+            resp.meta.CopyFrom(desc)
+        return resp
+
+    def Raft(self, request: pb.RaftBatch, context: grpc.ServicerContext) -> pb.RaftAck:  # noqa: N802
+        self._node.store.transport.handle_batch(request)
+        return pb.RaftAck()
+
+    def Bootstrap(self, request: pb.BootstrapRequest, context: grpc.ServicerContext  # noqa: N802
+                  ) -> pb.BootstrapResponse:
+        resp = pb.BootstrapResponse()
+        if not request.cluster_id or not request.meta.replicas:
+            resp.error.code = sqlstate.PROTOCOL_VIOLATION
+            resp.error.message = "bootstrap needs a cluster id and meta replicas"
+            return resp
+        err = self._node.bootstrap(request.cluster_id, request.meta, list(request.nodes))
+        if err:
+            resp.error.code = sqlstate.SYSTEM_ERROR
+            resp.error.message = err
+        return resp
+
+    def RangeExecute(self, request: pb.RangeRequest, context: grpc.ServicerContext  # noqa: N802
+                     ) -> pb.RangeResponse:
+        if not request.HasField("command") or request.command.WhichOneof("op") is None:
+            resp = pb.RangeResponse()
+            resp.error.code = sqlstate.PROTOCOL_VIOLATION
+            resp.error.message = "RangeExecute needs a command with an operation"
+            return resp
+        return self._node.propose_local(request.range_id, request.command, 5.0)
+
+    def GetCatalog(self, request: pb.CatalogRequest, context: grpc.ServicerContext  # noqa: N802
+                   ) -> pb.CatalogResponse:
+        resp = pb.CatalogResponse()
+        try:
+            self._node.refresh_catalog()
+        except RangeUnavailableError as exc:
+            resp.error.code = exc.code
+            resp.error.message = exc.message
+            return resp
+        cat = self._node.catalog.snapshot()
+        if request.known_version and cat.version == request.known_version:
+            resp.unchanged = True
+        else:
+            resp.catalog.CopyFrom(cat)
+        return resp
+
+    def EnsureReplicas(self, request: pb.EnsureReplicasRequest, context: grpc.ServicerContext  # noqa: N802
+                       ) -> pb.EnsureReplicasResponse:
+        self._node.reconcile()
+        return pb.EnsureReplicasResponse()

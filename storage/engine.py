@@ -1,0 +1,294 @@
+"""One replica's SQLite file, opened through apsw.
+
+The engine knows nothing about Raft; it offers the two things the state machine needs:
+
+* ``apply(index, fn)``: run ``fn`` inside one SQLite transaction that also records ``index`` as
+  the applied Raft index, so after any crash each entry has been applied exactly once
+  (invariant 2);
+* ``execute``/``query``: run one SQL statement and return a ``StatementResult``, mapping SQLite
+  errors to SQLSTATE-like codes. A SQL error is a *result* (every replica records the same one);
+  an I/O or corruption error raises ``EngineFailure`` and the replica must stop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import apsw
+
+from . import sqlstate
+from .errors import EngineFailure
+
+T = TypeVar("T")
+
+# PRAGMAs are fixed, so every replica runs SQLite the same way. synchronous=FULL: an engine
+# commit is on disk before the entry counts as applied.
+_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=OFF",
+    "PRAGMA recursive_triggers=OFF",
+    "PRAGMA trusted_schema=OFF",
+)
+
+_INTERNAL_PREFIX = "_atlas_"
+
+_INSERT_RE = re.compile(r"^\s*(?:insert|replace)\b", re.I)
+_DML_RE = re.compile(r"^\s*(?:insert|replace|update|delete|with)\b", re.I)
+
+_FATAL = (
+    apsw.IOError,
+    apsw.CorruptError,
+    apsw.FullError,
+    apsw.CantOpenError,
+    apsw.NotADBError,
+    apsw.ReadOnlyError,
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SqlFailure:
+    """A SQL error as a value: what every replica records identically."""
+
+    code: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StatementResult:
+    columns: tuple[str, ...] = ()
+    rows: tuple[tuple[Any, ...], ...] = ()
+    rows_affected: int = -1
+    last_insert_rowid: int = 0
+    returns_rows: bool = False
+    error: SqlFailure | None = None
+
+
+def classify_sqlite_error(exc: apsw.Error) -> SqlFailure:
+    """Map an apsw exception to a SQLSTATE-like code.
+
+    >>> classify_sqlite_error(apsw.SQLError("SQLError: no such table: t")).code
+    '42P01'
+    """
+    text = str(exc)
+    msg = re.sub(r"^[A-Za-z]+Error: ", "", text)
+    low = msg.lower()
+    if isinstance(exc, apsw.ConstraintError):
+        if "unique" in low or "primary key" in low:
+            code = sqlstate.UNIQUE_VIOLATION
+        elif "not null" in low:
+            code = sqlstate.NOT_NULL_VIOLATION
+        elif "foreign key" in low:
+            code = sqlstate.FOREIGN_KEY_VIOLATION
+        elif "check" in low:
+            code = sqlstate.CHECK_VIOLATION
+        else:
+            code = sqlstate.INTEGRITY_VIOLATION
+    elif isinstance(exc, apsw.MismatchError):
+        code = sqlstate.DATATYPE_MISMATCH
+    elif isinstance(exc, apsw.BindingsError):
+        code = sqlstate.INVALID_PARAMETER
+    elif isinstance(exc, apsw.TooBigError):
+        code = sqlstate.DATA_EXCEPTION
+    elif "no such table" in low or "no such view" in low:
+        code = sqlstate.UNDEFINED_TABLE
+    elif "no such column" in low:
+        code = sqlstate.UNDEFINED_COLUMN
+    elif "no such index" in low or "no such function" in low:
+        code = sqlstate.UNDEFINED_OBJECT
+    elif "already exists" in low:
+        code = sqlstate.DUPLICATE_TABLE if "table" in low else sqlstate.DUPLICATE_OBJECT
+    elif "syntax error" in low or "incomplete input" in low or "unrecognized token" in low:
+        code = sqlstate.SYNTAX_ERROR
+    elif "datatype mismatch" in low:
+        code = sqlstate.DATATYPE_MISMATCH
+    elif "constraint failed" in low:
+        code = sqlstate.INTEGRITY_VIOLATION
+    else:
+        code = sqlstate.INTERNAL_ERROR if isinstance(exc, apsw.InternalError) else "42000"
+    return SqlFailure(code=code, message=msg)
+
+
+class Engine:
+    """A replica's SQLite database. Not thread-safe: the owner serialises calls."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        try:
+            self._conn = apsw.Connection(path)
+            for pragma in _PRAGMAS:
+                self._conn.execute(pragma)
+            self._conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {_INTERNAL_PREFIX}applied("
+                "id INTEGER PRIMARY KEY CHECK (id = 1), applied_index INTEGER NOT NULL)"
+            )
+            self._conn.execute(
+                f"INSERT OR IGNORE INTO {_INTERNAL_PREFIX}applied VALUES (1, 0)"
+            )
+            self._conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {_INTERNAL_PREFIX}sessions("
+                "session_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, result BLOB NOT NULL)"
+            )
+        except _FATAL as exc:
+            raise EngineFailure(f"cannot open {path}: {exc}") from exc
+        self._applied = self._read_applied()
+
+    # -- applied index -----------------------------------------------------------------------
+
+    def _read_applied(self) -> int:
+        row = self._conn.execute(
+            f"SELECT applied_index FROM {_INTERNAL_PREFIX}applied WHERE id = 1"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    @property
+    def applied_index(self) -> int:
+        return self._applied
+
+    def apply(self, index: int, fn: Callable[[Engine], T]) -> T:
+        """Run ``fn`` and record ``index`` as applied, in one SQLite transaction.
+
+        ``fn`` must turn SQL errors into results (``execute`` does); any exception escaping
+        ``fn`` rolls the whole transaction back and is re-raised (``EngineFailure`` for I/O).
+        """
+        with self._lock:
+            if index <= self._applied:
+                raise ValueError(f"entry {index} already applied (applied index {self._applied})")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = fn(self)
+                    self._conn.execute(
+                        f"UPDATE {_INTERNAL_PREFIX}applied SET applied_index = ? WHERE id = 1",
+                        (index,),
+                    )
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    if not self._conn.autocommit:
+                        self._conn.execute("ROLLBACK")
+                    raise
+            except _FATAL as exc:
+                raise EngineFailure(f"{self.path}: {exc}") from exc
+            self._applied = index
+            return result
+
+    # -- statements ----------------------------------------------------------------------------
+
+    def execute(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> StatementResult:
+        """Run one statement inside a savepoint; a SQL error rolls back just this statement."""
+        with self._lock:
+            self._conn.execute("SAVEPOINT atlas_stmt")
+            result = self._run(sql, params)
+            if result.error is not None:
+                self._conn.execute("ROLLBACK TO atlas_stmt")
+            self._conn.execute("RELEASE atlas_stmt")
+            return result
+
+    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> StatementResult:
+        """Run a read-only statement outside any Raft entry."""
+        with self._lock:
+            return self._run(sql, params, read_only=True)
+
+    def _run(
+        self,
+        sql: str,
+        params: Sequence[Any] | Mapping[str, Any],
+        *,
+        read_only: bool = False,
+    ) -> StatementResult:
+        conn = self._conn
+        description: list[tuple[str, ...]] = []
+        cursor = conn.cursor()
+
+        def trace(cur: apsw.Cursor, _sql: str, _bindings: Any) -> bool:
+            description.clear()
+            try:
+                description.extend(d[0] for d in cur.description)  # type: ignore[misc]
+            except apsw.ExecutionCompleteError:
+                pass
+            return True
+
+        cursor.exec_trace = trace
+        before = conn.total_changes()
+        if read_only:
+            conn.execute("PRAGMA query_only=ON")
+        try:
+            rows = tuple(tuple(r) for r in cursor.execute(sql, params))
+        except apsw.ReadOnlyError as exc:
+            if read_only:
+                return StatementResult(
+                    error=SqlFailure(sqlstate.READ_ONLY, "cannot modify data in a read-only query")
+                )
+            raise EngineFailure(f"{self.path}: {exc}") from exc
+        except _FATAL as exc:
+            raise EngineFailure(f"{self.path}: {exc}") from exc
+        except apsw.Error as exc:
+            return StatementResult(error=classify_sqlite_error(exc))
+        finally:
+            if read_only:
+                conn.execute("PRAGMA query_only=OFF")
+        columns = tuple(str(c) for c in description)
+        changed = conn.total_changes() != before
+        if changed:
+            affected = conn.changes()
+        elif _DML_RE.match(sql) and not columns:
+            affected = 0
+        else:
+            affected = -1 if not changed else conn.changes()
+        return StatementResult(
+            columns=columns,
+            rows=rows,
+            rows_affected=affected,
+            # Only meaningful right after an INSERT that inserted: otherwise it is connection
+            # state, which differs between replicas (e.g. after a restart).
+            last_insert_rowid=conn.last_insert_rowid() if changed and _INSERT_RE.match(sql) else 0,
+            returns_rows=bool(columns),
+        )
+
+    # -- exactly-once bookkeeping ---------------------------------------------------------------
+
+    def session_result(self, session_id: str) -> tuple[int, bytes] | None:
+        row = self._conn.execute(
+            f"SELECT seq, result FROM {_INTERNAL_PREFIX}sessions WHERE session_id = ?",
+            (session_id,),
+        ).fetchone()
+        return (int(row[0]), bytes(row[1])) if row else None
+
+    def record_session(self, session_id: str, seq: int, result: bytes) -> None:
+        self._conn.execute(
+            f"INSERT OR REPLACE INTO {_INTERNAL_PREFIX}sessions VALUES (?, ?, ?)",
+            (session_id, seq, result),
+        )
+
+    # -- maintenance ---------------------------------------------------------------------------
+
+    def row_count(self, table: str) -> int:
+        row = self._conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+        return int(row[0])
+
+    def user_tables(self) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' "
+            "AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '\\_atlas\\_%' ESCAPE '\\'"
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @staticmethod
+    def remove_files(path: str) -> None:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            try:
+                os.remove(path + suffix)
+            except FileNotFoundError:
+                pass
