@@ -19,9 +19,10 @@ from .fsm import apply, result_to_proto
 from .group import RaftTiming, RangeGroup
 from .meta import META_RANGE_ID, read_catalog
 from .store import Store
-from .transport import SECRET_METADATA_KEY, FaultHooks, NodeTransport
+from .transport import GRPC_OPTIONS, SECRET_METADATA_KEY, FaultHooks, NodeTransport
 
 __all__ = [
+    "GRPC_OPTIONS",
     "META_RANGE_ID",
     "SECRET_METADATA_KEY",
     "CodecError",

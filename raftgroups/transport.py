@@ -33,9 +33,15 @@ log = logging.getLogger(__name__)
 
 SECRET_METADATA_KEY = "x-atlasql-cluster-secret"
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+# Channel options for every node-to-node and client channel: large messages, and a short
+# reconnect backoff so a restarted peer is reachable again within ~100 ms rather than after
+# gRPC's default exponential backoff (1 s growing to 120 s).
 GRPC_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
 ]
 
 

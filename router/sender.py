@@ -17,16 +17,13 @@ from typing import Protocol
 import grpc
 
 from proto import pb, rpc
+from raftgroups import GRPC_OPTIONS
 from storage import sqlstate
 
 from .errors import RangeUnavailableError
 
 log = logging.getLogger(__name__)
 
-GRPC_OPTIONS = [
-    ("grpc.max_send_message_length", 256 * 1024 * 1024),
-    ("grpc.max_receive_message_length", 256 * 1024 * 1024),
-]
 
 
 class LocalReplicas(Protocol):

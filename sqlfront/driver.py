@@ -94,6 +94,10 @@ MAX_MESSAGE_BYTES: Final = 256 * 1024 * 1024
 _CHANNEL_OPTIONS: Final = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    # Reconnect quickly to a node that restarts (gRPC's default backoff starts at 1 s).
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
 ]
 
 Parameters = Sequence[object] | Mapping[str, object]

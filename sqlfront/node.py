@@ -422,7 +422,7 @@ class Node:
                 try:
                     r = self.channels.internal(self.resolve(n) or "").Bootstrap(
                         pb.BootstrapRequest(cluster_id=cluster_id, meta=meta, nodes=infos),
-                        timeout=5.0, metadata=self.channels.metadata,
+                        timeout=5.0, metadata=self.channels.metadata, wait_for_ready=True,
                     )
                     err = r.error.message
                 except grpc.RpcError as exc:
