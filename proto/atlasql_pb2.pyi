@@ -126,14 +126,16 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("node", "known_nodes", "replicas")
+    __slots__ = ("node", "known_nodes", "replicas", "uptime_seconds")
     NODE_FIELD_NUMBER: _ClassVar[int]
     KNOWN_NODES_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     node: NodeInfo
     known_nodes: _containers.RepeatedCompositeFieldContainer[NodeInfo]
     replicas: _containers.RepeatedCompositeFieldContainer[ReplicaStatus]
-    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., known_nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ...) -> None: ...
+    uptime_seconds: float
+    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., known_nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ..., uptime_seconds: _Optional[float] = ...) -> None: ...
 
 class ReplicaStatus(_message.Message):
     __slots__ = ("range_id", "is_leader", "leader", "applied_index", "commit_index", "term")
@@ -150,6 +152,28 @@ class ReplicaStatus(_message.Message):
     commit_index: int
     term: int
     def __init__(self, range_id: _Optional[int] = ..., is_leader: _Optional[bool] = ..., leader: _Optional[int] = ..., applied_index: _Optional[int] = ..., commit_index: _Optional[int] = ..., term: _Optional[int] = ...) -> None: ...
+
+class ClusterStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class NodeStatus(_message.Message):
+    __slots__ = ("node", "reachable", "replicas", "uptime_seconds")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    REACHABLE_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    node: NodeInfo
+    reachable: bool
+    replicas: _containers.RepeatedCompositeFieldContainer[ReplicaStatus]
+    uptime_seconds: float
+    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., reachable: _Optional[bool] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ..., uptime_seconds: _Optional[float] = ...) -> None: ...
+
+class ClusterStatusResponse(_message.Message):
+    __slots__ = ("nodes",)
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[NodeStatus]
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ...) -> None: ...
 
 class RangeDescriptor(_message.Message):
     __slots__ = ("range_id", "table", "start_key", "end_key", "replicas", "generation")

@@ -116,6 +116,16 @@ class AdminStub:
                 request_serializer=atlasql__pb2.StatusRequest.SerializeToString,
                 response_deserializer=atlasql__pb2.StatusResponse.FromString,
                 _registered_method=True)
+        self.GetCatalog = channel.unary_unary(
+                '/atlasql.v1.Admin/GetCatalog',
+                request_serializer=atlasql__pb2.CatalogRequest.SerializeToString,
+                response_deserializer=atlasql__pb2.CatalogResponse.FromString,
+                _registered_method=True)
+        self.ClusterStatus = channel.unary_unary(
+                '/atlasql.v1.Admin/ClusterStatus',
+                request_serializer=atlasql__pb2.ClusterStatusRequest.SerializeToString,
+                response_deserializer=atlasql__pb2.ClusterStatusResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -133,6 +143,21 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCatalog(self, request, context):
+        """The catalog as the gateway sees it after a consistent refresh (tables, ranges, nodes).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClusterStatus(self, request, context):
+        """All nodes' replica status, gathered by the gateway (unreachable nodes are listed with
+        `reachable = false`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +170,16 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Status,
                     request_deserializer=atlasql__pb2.StatusRequest.FromString,
                     response_serializer=atlasql__pb2.StatusResponse.SerializeToString,
+            ),
+            'GetCatalog': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCatalog,
+                    request_deserializer=atlasql__pb2.CatalogRequest.FromString,
+                    response_serializer=atlasql__pb2.CatalogResponse.SerializeToString,
+            ),
+            'ClusterStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClusterStatus,
+                    request_deserializer=atlasql__pb2.ClusterStatusRequest.FromString,
+                    response_serializer=atlasql__pb2.ClusterStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -201,6 +236,60 @@ class Admin:
             '/atlasql.v1.Admin/Status',
             atlasql__pb2.StatusRequest.SerializeToString,
             atlasql__pb2.StatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCatalog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atlasql.v1.Admin/GetCatalog',
+            atlasql__pb2.CatalogRequest.SerializeToString,
+            atlasql__pb2.CatalogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClusterStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atlasql.v1.Admin/ClusterStatus',
+            atlasql__pb2.ClusterStatusRequest.SerializeToString,
+            atlasql__pb2.ClusterStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -400,6 +400,40 @@ class Node:
         self._open_meta(campaign=meta.replicas[0] == self.node_id)
         return ""
 
+    def cluster_status(self) -> pb.ClusterStatusResponse:
+        """Every known node's status, asked in parallel (unreachable ones flagged)."""
+        try:
+            self.refresh_catalog()
+        except RangeUnavailableError:
+            pass
+        infos = {n.node_id: n for n in self.catalog.snapshot().nodes}
+        for n, addr in self.state.addresses.items():
+            infos.setdefault(n, pb.NodeInfo(node_id=n, address=addr))
+        out = pb.ClusterStatusResponse()
+
+        def ask(info: pb.NodeInfo) -> pb.NodeStatus:
+            status = pb.NodeStatus(node=info)
+            if info.node_id == self.node_id:
+                status.reachable = True
+                status.replicas.extend(self.store.status())
+                status.uptime_seconds = time.time() - self.started_at
+                return status
+            try:
+                with grpc.insecure_channel(info.address) as ch:
+                    r = rpc.AdminStub(ch).Status(pb.StatusRequest(), timeout=2.0)
+            except grpc.RpcError:
+                return status
+            status.reachable = True
+            status.node.CopyFrom(r.node)
+            status.replicas.extend(r.replicas)
+            status.uptime_seconds = r.uptime_seconds
+            return status
+
+        with futures.ThreadPoolExecutor(max_workers=8) as pool:
+            for st in pool.map(ask, [infos[k] for k in sorted(infos)]):
+                out.nodes.append(st)
+        return out
+
     def init_cluster(self) -> pb.InitResponse:
         if self.state.cluster_id:
             resp = pb.InitResponse(cluster_id=self.state.cluster_id)
@@ -479,7 +513,28 @@ class _AdminService(rpc.AdminServicer):  # type: ignore[misc]
         known = [
             pb.NodeInfo(node_id=n, address=a) for n, a in sorted(node.state.addresses.items())
         ]
-        return pb.StatusResponse(node=node.info(), known_nodes=known, replicas=node.store.status())
+        return pb.StatusResponse(
+            node=node.info(),
+            known_nodes=known,
+            replicas=node.store.status(),
+            uptime_seconds=time.time() - node.started_at,
+        )
+
+    def GetCatalog(self, request: pb.CatalogRequest, context: grpc.ServicerContext  # noqa: N802
+                   ) -> pb.CatalogResponse:
+        resp = pb.CatalogResponse()
+        try:
+            self._node.refresh_catalog()
+        except RangeUnavailableError as exc:
+            resp.error.code = exc.code
+            resp.error.message = exc.message
+            return resp
+        resp.catalog.CopyFrom(self._node.catalog.snapshot())
+        return resp
+
+    def ClusterStatus(self, request: pb.ClusterStatusRequest,  # noqa: N802
+                      context: grpc.ServicerContext) -> pb.ClusterStatusResponse:
+        return self._node.cluster_status()
 
 
 class _InternalService(rpc.InternalServicer):  # type: ignore[misc]
