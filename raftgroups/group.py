@@ -8,8 +8,9 @@ What we change in pysyncobj, and how (subclassing and injection; no copied code)
 * ticking is driven by the node's ``Store`` (``autoTick=False``): one loop for all groups;
 * proposals are sent to followers at once (``appendEntriesUseBatch=False``) instead of waiting
   for the heartbeat timer;
-* log compaction (which pickles the object) is disabled until the engine issue brings
-  SQLite-backup snapshots.
+* the journal is ours (``RangeJournal`` in a node-wide ``LogStore``, fsync'd with group commit
+  before any message leaves the node);
+* log compaction (which pickles the object) is disabled until SQLite-backup snapshots land.
 
 Public surface: ``propose``, ``is_leader``, ``leader``, ``status``, ``tick``, ``deliver``.
 """
@@ -26,7 +27,7 @@ from typing import Any
 
 from pysyncobj import SyncObj, SyncObjConf
 from pysyncobj.config import FAIL_REASON
-from pysyncobj.syncobj import _COMMAND_TYPE
+from pysyncobj.syncobj import _COMMAND_TYPE, _RAFT_STATE
 
 from proto import pb
 from storage import Engine, params_from_proto, row_to_proto
@@ -41,7 +42,10 @@ from .errors import (
     ProposalTimeout,
     ReplicaStopped,
 )
+from .journal import RangeJournal, install
 from .transport import GroupTransport, NodeTransport, RaftPeer
+
+install()
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +79,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         node_id: int,
         peers: list[int],
         engine: Engine,
-        journal_path: str,
+        journal: RangeJournal,
         node_transport: NodeTransport,
         timing: RaftTiming,
         wake: Callable[[], None],
@@ -89,7 +93,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         self._pending_lock = threading.Lock()
         conf = SyncObjConf(
             autoTick=False,
-            journalFile=journal_path,
+            journalFile=journal,  # our durable RangeJournal (see journal.install)
             appendEntriesUseBatch=False,
             appendEntriesPeriod=timing.heartbeat,
             appendEntriesBatchSizeBytes=2**26,
@@ -108,6 +112,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             conf=conf,
             transportClass=functools.partial(GroupTransport, node_transport, range_id),
         )
+        self.journal = journal
         self._transport: GroupTransport = self._SyncObj__transport
         self._transport.tryGetReady()
 
@@ -126,14 +131,14 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         try:
             cmd = decode_command(command[1:])
         except CodecError as exc:
-            self._stop(f"undecodable entry at index {index}: {exc}")
+            self.stop(f"undecodable entry at index {index}: {exc}")
             raise
         if cmd.WhichOneof("op") == "read":
             return self._serve_read(cmd, index)
         try:
             return fsm.apply(self.engine, cmd, index)
         except Exception as exc:
-            self._stop(f"apply failed at index {index}: {exc}")
+            self.stop(f"apply failed at index {index}: {exc}")
             raise
 
     def _serve_read(self, cmd: pb.Command, index: int) -> pb.CommandResult | None:
@@ -153,10 +158,14 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         res = self.engine.query(r.sql, params_from_proto(r.params, r.named_params))
         return fsm.result_to_proto(res, index)
 
-    def _stop(self, reason: str) -> None:
+    def stop(self, reason: str) -> None:
+        """Stop serving after a disk or decode failure: step down and never acknowledge again."""
         if self.stopped_reason is None:
             log.critical("range %d: replica stopped: %s", self.range_id, reason)
             self.stopped_reason = reason
+            if self._isLeader():
+                self._SyncObj__setState(_RAFT_STATE.FOLLOWER)
+                self._SyncObj__raftLeader = None
 
     # -- public surface ----------------------------------------------------------------------
 
@@ -222,6 +231,14 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         self._SyncObj__raftElectionDeadline = 0.0
         self._wake()
 
+    def has_pending_work(self) -> bool:
+        """True when another tick right away would make progress (commit or apply)."""
+        last = self.journal.last_index
+        commit = int(self._SyncObj__raftCommitIndex)
+        if commit > int(self._SyncObj__raftLastApplied):
+            return True
+        return bool(self._isLeader()) and not self._SyncObj__otherNodes and commit < last
+
     def tick(self) -> None:
         self._onTick(0.0)
 
@@ -239,9 +256,4 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         )
 
     def close(self) -> None:
-        try:
-            self._SyncObj__transport.destroy()
-            self._SyncObj__raftLog._destroy()
-        except Exception:  # pragma: no cover - best effort on shutdown
-            log.debug("range %d: close", self.range_id, exc_info=True)
         self.engine.close()

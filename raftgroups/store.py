@@ -21,6 +21,7 @@ from storage import Engine
 
 from .errors import RangeNotFoundError, ReplicaStopped
 from .group import RaftTiming, RangeGroup
+from .journal import LogFailure, LogStore, RangeJournal
 from .transport import NodeTransport
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class Store:
         os.makedirs(self.ranges_dir, exist_ok=True)
         self.timing = timing or RaftTiming()
         self.transport = NodeTransport(node_id, resolve, self._on_message, secret)
+        self.log_store = LogStore(os.path.join(data_dir, "raft.log.db"))
         self._replicas: dict[int, _Replica] = {}
         self._lock = threading.Lock()
         self._wake_event = threading.Event()
@@ -78,6 +80,7 @@ class Store:
             self._replicas.clear()
         for rep in replicas:
             rep.group.close()
+        self.log_store.close()
 
     def wake(self) -> None:
         self._wake_event.set()
@@ -107,7 +110,7 @@ class Store:
             node_id=self.node_id,
             peers=sorted(peers),
             engine=engine,
-            journal_path=log_path,
+            journal=RangeJournal(self.log_store, range_id),
             node_transport=self.transport,
             timing=self.timing,
             wake=self.wake,
@@ -130,11 +133,12 @@ class Store:
             rep = self._replicas.pop(range_id, None)
         if rep is not None:
             rep.group.close()
-        for path in self._paths(range_id):
-            Engine.remove_files(path)
-            for extra in (path + ".meta",):
-                if os.path.exists(extra):
-                    os.remove(extra)
+        db_path, _ = self._paths(range_id)
+        Engine.remove_files(db_path)
+        try:
+            self.log_store.drop(range_id)
+        except LogFailure:
+            log.exception("range %d: could not drop its log", range_id)
         log.info("n%d: removed replica of range %d", self.node_id, range_id)
 
     def replica_ids(self) -> list[int]:
@@ -202,11 +206,33 @@ class Store:
                                 exc_info=True,
                             )
                     group.tick()
+                    if group.has_pending_work():
+                        self._wake_event.set()
+                except LogFailure as exc:
+                    self._log_failed(str(exc))
+                    break
                 except Exception:
                     self.tick_errors += 1
                     log.exception("range %d: tick failed", group.range_id)
                     if group.stopped_reason is None:
                         time.sleep(0.01)
+            # Group commit: one fsync for everything the groups appended in this iteration,
+            # and only then do their messages (acks, votes, appends) leave the node.
+            try:
+                self.log_store.flush()
+            except LogFailure as exc:
+                self._log_failed(str(exc))
+                continue
+            self.transport.release()
+
+    def _log_failed(self, reason: str) -> None:
+        """The durable log failed: nothing produced since the last flush may leave the node,
+        and no replica here may acknowledge anything again."""
+        self.transport.discard_outbox()
+        with self._lock:
+            replicas = list(self._replicas.values())
+        for rep in replicas:
+            rep.group.stop(reason)
 
 
 def wipe_data_dir(path: str) -> None:

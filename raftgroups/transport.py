@@ -172,20 +172,33 @@ class NodeTransport:
         self.metadata = ((SECRET_METADATA_KEY, secret),) if secret else ()
         self._senders: dict[int, _PeerSender] = {}
         self._lock = threading.Lock()
+        self._outbox: list[tuple[int, pb.RaftMessage]] = []
         self.decode_errors = 0
 
     def send(self, peer: int, range_id: int, message: dict[str, Any]) -> bool:
+        """Queue a message; it leaves the node at the next ``release()`` (after the log flush)."""
         try:
             body = encode_message(message)
         except CodecError:
             log.exception("raft: cannot encode message for range %d", range_id)
             return False
         with self._lock:
-            sender = self._senders.get(peer)
-            if sender is None:
-                sender = self._senders[peer] = _PeerSender(self, peer)
-        sender.enqueue(pb.RaftMessage(range_id=range_id, body=body))
+            self._outbox.append((peer, pb.RaftMessage(range_id=range_id, body=body)))
         return True
+
+    def release(self) -> None:
+        """Hand queued messages to the per-peer senders (call only once the log is durable)."""
+        with self._lock:
+            outbox, self._outbox = self._outbox, []
+            for peer, msg in outbox:
+                sender = self._senders.get(peer)
+                if sender is None:
+                    sender = self._senders[peer] = _PeerSender(self, peer)
+                sender.enqueue(msg)
+
+    def discard_outbox(self) -> None:
+        with self._lock:
+            self._outbox = []
 
     def handle_batch(self, batch: pb.RaftBatch) -> None:
         """Called by the gRPC servicer once the peer is authenticated."""

@@ -26,11 +26,13 @@ from .errors import EngineFailure
 
 T = TypeVar("T")
 
-# PRAGMAs are fixed, so every replica runs SQLite the same way. synchronous=FULL: an engine
-# commit is on disk before the entry counts as applied.
+# PRAGMAs are fixed, so every replica runs SQLite the same way. synchronous=NORMAL (WAL): an
+# engine commit may be lost on power failure, but atomically with its applied index, and the
+# entries are still in the fsync'd Raft log, so they are re-applied (exactly once) at restart.
+# Whoever truncates the log must first make the engine durable (``checkpoint``).
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",
-    "PRAGMA synchronous=FULL",
+    "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=OFF",
     "PRAGMA recursive_triggers=OFF",
     "PRAGMA trusted_schema=OFF",
