@@ -35,6 +35,7 @@ from storage import Engine, params_from_proto, row_to_proto
 from . import fsm
 from .codec import decode_command, encode_command
 from .meta import read_catalog
+from .safety import clamp_ack, plan_append
 from .errors import (
     CodecError,
     NotLeaderError,
@@ -100,6 +101,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             raftMinTimeout=timing.election_min,
             raftMaxTimeout=timing.election_max,
             leaderFallbackTimeout=timing.leader_fallback,
+            connectionTimeout=max(3.5, timing.election_max),
             logCompactionMinEntries=2**62,
             logCompactionMinTime=2**40,
             commandsWaitLeader=True,
@@ -243,6 +245,31 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         self._onTick(0.0)
 
     def deliver(self, from_node: int, message: dict[str, Any]) -> None:
+        """Hand one peer message to pysyncobj, through the Raft §5.3 guards (``safety``)."""
+        mtype = message.get("type")
+        if mtype == "append_entries":
+            plan = plan_append(
+                message,
+                int(self._SyncObj__raftCurrentTerm),
+                self.journal.term_at,
+                self.journal.last_index,
+            )
+            if plan.forward is not None:
+                self._transport.deliver(from_node, plan.forward)
+            if plan.ack_next is not None:
+                self._transport.send_to(
+                    from_node,
+                    {
+                        "type": "next_node_idx",
+                        "next_node_idx": plan.ack_next,
+                        "reset": False,
+                        "success": True,
+                    },
+                )
+            return
+        if mtype == "next_node_idx" and self._isLeader():
+            match = self._SyncObj__raftMatchIndex.get(RaftPeer(from_node), 0)
+            message = clamp_ack(message, int(match))
         self._transport.deliver(from_node, message)
 
     def status(self) -> pb.ReplicaStatus:

@@ -263,6 +263,9 @@ class GroupTransport(Transport):  # type: ignore[misc]
     def send(self, node: Any, message: Any) -> bool:
         return self._node_transport.send(int(node.id), self._range_id, message)
 
+    def send_to(self, node_id: int, message: dict[str, Any]) -> bool:
+        return self._node_transport.send(node_id, self._range_id, message)
+
     def deliver(self, from_node: int, message: dict[str, Any]) -> None:
         node = self._peers.get(from_node)
         if node is None:
