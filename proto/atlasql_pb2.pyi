@@ -138,20 +138,49 @@ class StatusResponse(_message.Message):
     def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., known_nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ..., uptime_seconds: _Optional[float] = ...) -> None: ...
 
 class ReplicaStatus(_message.Message):
-    __slots__ = ("range_id", "is_leader", "leader", "applied_index", "commit_index", "term")
+    __slots__ = ("range_id", "is_leader", "leader", "applied_index", "commit_index", "term", "stopped", "last_index")
     RANGE_ID_FIELD_NUMBER: _ClassVar[int]
     IS_LEADER_FIELD_NUMBER: _ClassVar[int]
     LEADER_FIELD_NUMBER: _ClassVar[int]
     APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
     COMMIT_INDEX_FIELD_NUMBER: _ClassVar[int]
     TERM_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_FIELD_NUMBER: _ClassVar[int]
+    LAST_INDEX_FIELD_NUMBER: _ClassVar[int]
     range_id: int
     is_leader: bool
     leader: int
     applied_index: int
     commit_index: int
     term: int
-    def __init__(self, range_id: _Optional[int] = ..., is_leader: _Optional[bool] = ..., leader: _Optional[int] = ..., applied_index: _Optional[int] = ..., commit_index: _Optional[int] = ..., term: _Optional[int] = ...) -> None: ...
+    stopped: str
+    last_index: int
+    def __init__(self, range_id: _Optional[int] = ..., is_leader: _Optional[bool] = ..., leader: _Optional[int] = ..., applied_index: _Optional[int] = ..., commit_index: _Optional[int] = ..., term: _Optional[int] = ..., stopped: _Optional[str] = ..., last_index: _Optional[int] = ...) -> None: ...
+
+class FaultRequest(_message.Message):
+    __slots__ = ("partition", "delay_ms", "heal", "fail_next_log_write")
+    class DelayMsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: float
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[float] = ...) -> None: ...
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    DELAY_MS_FIELD_NUMBER: _ClassVar[int]
+    HEAL_FIELD_NUMBER: _ClassVar[int]
+    FAIL_NEXT_LOG_WRITE_FIELD_NUMBER: _ClassVar[int]
+    partition: _containers.RepeatedScalarFieldContainer[int]
+    delay_ms: _containers.ScalarMap[int, float]
+    heal: bool
+    fail_next_log_write: bool
+    def __init__(self, partition: _Optional[_Iterable[int]] = ..., delay_ms: _Optional[_Mapping[int, float]] = ..., heal: _Optional[bool] = ..., fail_next_log_write: _Optional[bool] = ...) -> None: ...
+
+class FaultResponse(_message.Message):
+    __slots__ = ("error",)
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
 
 class ClusterStatusRequest(_message.Message):
     __slots__ = ()

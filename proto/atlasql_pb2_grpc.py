@@ -126,6 +126,11 @@ class AdminStub:
                 request_serializer=atlasql__pb2.ClusterStatusRequest.SerializeToString,
                 response_deserializer=atlasql__pb2.ClusterStatusResponse.FromString,
                 _registered_method=True)
+        self.InjectFault = channel.unary_unary(
+                '/atlasql.v1.Admin/InjectFault',
+                request_serializer=atlasql__pb2.FaultRequest.SerializeToString,
+                response_deserializer=atlasql__pb2.FaultResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -158,6 +163,14 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def InjectFault(self, request, context):
+        """Test hooks (only on nodes started with --enable-fault-injection): cut this node off from
+        peers, delay its messages to them, or make its next Raft log write fail like a bad disk.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -180,6 +193,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.ClusterStatus,
                     request_deserializer=atlasql__pb2.ClusterStatusRequest.FromString,
                     response_serializer=atlasql__pb2.ClusterStatusResponse.SerializeToString,
+            ),
+            'InjectFault': grpc.unary_unary_rpc_method_handler(
+                    servicer.InjectFault,
+                    request_deserializer=atlasql__pb2.FaultRequest.FromString,
+                    response_serializer=atlasql__pb2.FaultResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -290,6 +308,33 @@ class Admin:
             '/atlasql.v1.Admin/ClusterStatus',
             atlasql__pb2.ClusterStatusRequest.SerializeToString,
             atlasql__pb2.ClusterStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InjectFault(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atlasql.v1.Admin/InjectFault',
+            atlasql__pb2.FaultRequest.SerializeToString,
+            atlasql__pb2.FaultResponse.FromString,
             options,
             channel_credentials,
             insecure,

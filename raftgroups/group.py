@@ -280,6 +280,8 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             applied_index=self.engine.applied_index,
             commit_index=int(self.raftCommitIndex),
             term=int(self.raftCurrentTerm),
+            stopped=self.stopped_reason or "",
+            last_index=self.journal.last_index,
         )
 
     def close(self) -> None:

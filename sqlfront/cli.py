@@ -53,6 +53,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
             join=tuple(j.strip() for j in (args.join or "").split(",") if j.strip()),
             advertise=args.advertise or "",
             cluster_secret=secret,
+            enable_fault_injection=args.enable_fault_injection,
         )
     except (ConfigError, OSError) as exc:
         return _die(str(exc))
@@ -230,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster-secret-file", default="", help="read the cluster secret from this file")
     p.add_argument("--rtt-matrix", help="JSON file of inter-region round-trip times (not implemented yet)")
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--enable-fault-injection", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_start)
 
     p = sub.add_parser("init", help="bootstrap a new cluster once its first nodes are up",

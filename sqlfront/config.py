@@ -56,6 +56,7 @@ class NodeConfig:
     join: tuple[str, ...] = ()
     advertise: str = ""
     cluster_secret: str = ""
+    enable_fault_injection: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.node_id < 2**31:

@@ -21,10 +21,18 @@ import io
 import json
 import math
 import re
+import textwrap
 from collections.abc import Sequence
 from typing import Final
 
-__all__ = ["FORMATS", "format_result", "format_status", "format_value", "statement_kind"]
+__all__ = [
+    "FORMATS",
+    "format_expanded",
+    "format_result",
+    "format_status",
+    "format_value",
+    "statement_kind",
+]
 
 FORMATS: Final = ("table", "csv", "tsv", "json", "markdown")
 """The accepted values of ``fmt``."""
@@ -61,7 +69,13 @@ def _numeric_columns(width: int, rows: Sequence[Row]) -> list[bool]:
 
 
 def format_result(
-    columns: Sequence[str], rows: Sequence[Row], fmt: str = "table", *, null: str = "NULL"
+    columns: Sequence[str],
+    rows: Sequence[Row],
+    fmt: str = "table",
+    *,
+    null: str = "NULL",
+    expanded: bool = False,
+    max_width: int | None = None,
 ) -> str:
     """Render a result set as text, without a trailing newline.
 
@@ -70,6 +84,10 @@ def format_result(
         rows: The rows, each with one value per column.
         fmt: One of ``table``, ``csv``, ``tsv``, ``json``, ``markdown``.
         null: How NULL is written in the text formats (json always uses ``null``).
+        expanded: For ``table``: one ``-[ RECORD n ]`` block per row (psql's ``\\x``).
+        max_width: For ``table``: wrap cells so that lines fit this many characters (a wrapped
+            line is marked by ``.`` where a newline in the value is marked by ``+``); ``None``
+            never wraps.
 
     Returns:
         The rendered text.
@@ -85,7 +103,9 @@ def format_result(
         if len(row) != len(columns):
             raise ValueError(f"row {number} has {len(row)} values for {len(columns)} columns")
     if fmt == "table":
-        return _table(columns, rows, null)
+        if expanded:
+            return format_expanded(columns, rows, null=null)
+        return _table(columns, rows, null, max_width)
     if fmt == "csv":
         return _delimited(columns, rows, ",", null)
     if fmt == "tsv":
@@ -101,24 +121,81 @@ def _row_count(n: int) -> str:
     return "(1 row)" if n == 1 else f"({n} rows)"
 
 
-def _table(columns: Sequence[str], rows: Sequence[Row], null: str) -> str:
+_Cell = list[tuple[str, str]]
+"""A cell's display lines, each with its right-margin marker: ``+`` newline, ``.`` wrapped."""
+
+
+def _cell_lines(text: str, width: int | None) -> _Cell:
+    lines = text.splitlines() or [""]
+    out: _Cell = []
+    for number, line in enumerate(lines, start=1):
+        pieces = [line]
+        if width is not None and len(line) > width:
+            pieces = textwrap.wrap(
+                line, width, break_on_hyphens=False, expand_tabs=False, replace_whitespace=False
+            ) or [""]
+        for k, piece in enumerate(pieces, start=1):
+            if k < len(pieces):
+                out.append((piece, "."))
+            else:
+                out.append((piece, "+" if number < len(lines) else " "))
+    return out
+
+
+def _fit_widths(natural: list[int], minimum: list[int], budget: int) -> list[int]:
+    """Shrink the widest columns until the widths sum to ``budget`` (water-filling).
+
+    >>> _fit_widths([5, 40, 30], [3, 3, 3], 45)
+    [5, 20, 20]
+    """
+    widths = list(natural)
+    while sum(widths) > budget:
+        widest = max(widths)
+        if widest <= 1 or all(w <= m for w, m in zip(widths, minimum, strict=True)):
+            break
+        excess = sum(widths) - budget
+        at_top = [i for i, w in enumerate(widths) if w == widest and w > minimum[i]]
+        if not at_top:
+            break
+        lower = max([w for w in widths if w < widest] + [max(minimum[i] for i in at_top)])
+        step = max(1, min(widest - lower, -(-excess // len(at_top))))
+        for i in at_top:
+            widths[i] = max(minimum[i], widths[i] - step)
+    return widths
+
+
+def _table(
+    columns: Sequence[str], rows: Sequence[Row], null: str, max_width: int | None = None
+) -> str:
     """psql's aligned format: a cell spanning several lines marks each continued line by ``+``."""
     if not columns:
         return _row_count(len(rows))
     numeric = _numeric_columns(len(columns), rows)
-    cells = [[format_value(v, null=null).splitlines() or [""] for v in row] for row in rows]
-    header = [name.splitlines() or [""] for name in columns]
-    widths = [
-        max(len(line) for cell in [header[i], *(r[i] for r in cells)] for line in cell)
+    texts = [[format_value(v, null=null) for v in row] for row in rows]
+    header = [_cell_lines(name, None) for name in columns]
+    natural = [
+        max(
+            [len(line) for line, _ in header[i]]
+            + [len(line) for r in texts for line in (r[i].splitlines() or [""])]
+        )
         for i in range(len(columns))
     ]
+    widths = natural
+    wrap_at: list[int | None] = [None] * len(columns)
+    if max_width is not None:
+        budget = max_width - 3 * len(columns) + 1  # " x |" per column, no trailing bar
+        minimum = [min(n, max(10, max(len(line) for line, _ in header[i])))
+                   for i, n in enumerate(natural)]
+        widths = _fit_widths(natural, minimum, budget)
+        wrap_at = [w if w < n else None for w, n in zip(widths, natural, strict=True)]
+    cells = [[_cell_lines(text, wrap_at[i]) for i, text in enumerate(r)] for r in texts]
     out: list[str] = []
 
-    def emit(row: list[list[str]], align_numbers: bool, center: bool) -> None:
+    def emit(row: list[_Cell], align_numbers: bool, center: bool) -> None:
         for k in range(max(len(cell) for cell in row)):
             parts: list[str] = []
             for i, cell in enumerate(row):
-                text = cell[k] if k < len(cell) else ""
+                text, marker = cell[k] if k < len(cell) else ("", " ")
                 if center:  # like psql: odd padding goes to the right
                     left = (widths[i] - len(text)) // 2
                     text = (" " * left + text).ljust(widths[i])
@@ -126,7 +203,6 @@ def _table(columns: Sequence[str], rows: Sequence[Row], null: str) -> str:
                     text = text.rjust(widths[i])
                 else:
                     text = text.ljust(widths[i])
-                marker = "+" if k + 1 < len(cell) else " "
                 parts.append(" " + text + marker)
             out.append("|".join(parts).rstrip())
 
@@ -135,6 +211,38 @@ def _table(columns: Sequence[str], rows: Sequence[Row], null: str) -> str:
     for row in cells:
         emit(row, align_numbers=True, center=False)
     out.append(_row_count(len(rows)))
+    return "\n".join(out)
+
+
+def format_expanded(columns: Sequence[str], rows: Sequence[Row], *, null: str = "NULL") -> str:
+    """psql's expanded display (``\\x``): one block per row, one line per column.
+
+    >>> print(format_expanded(["id", "name"], [(1, "ada"), (2, None)]))
+    -[ RECORD 1 ]
+    id   | 1
+    name | ada
+    -[ RECORD 2 ]
+    id   | 2
+    name | NULL
+    """
+    if not rows:
+        return "(0 rows)"
+    names = [name.replace("\n", " ") for name in columns]
+    name_width = max((len(n) for n in names), default=0)
+    values = [[(format_value(v, null=null).splitlines() or [""]) for v in row] for row in rows]
+    value_width = max((len(line) for r in values for cell in r for line in cell), default=0)
+    total = name_width + 3 + value_width
+    out: list[str] = []
+    for number, row in enumerate(values, start=1):
+        head = f"-[ RECORD {number} ]"
+        if len(head) < name_width + 1:
+            head = head.ljust(name_width + 1, "-") + "+"
+        out.append(head.ljust(total, "-"))
+        for name, cell in zip(names, row, strict=True):
+            for k, line in enumerate(cell):
+                label = name if k == 0 else ""
+                marker = "+" if k + 1 < len(cell) else ""
+                out.append(f"{label.ljust(name_width)} | {line}{marker}".rstrip())
     return "\n".join(out)
 
 

@@ -128,7 +128,10 @@ class Node:
         self.channels = ChannelPool(metadata)
         self.catalog = CatalogCache()
         self.sender = RangeSender(
-            node_id=self.node_id, local=self, resolve=self.resolve, channels=self.channels
+            node_id=self.node_id,
+            local=self,
+            resolve=self._resolve_unless_partitioned,
+            channels=self.channels,
         )
         self.gateway = Gateway(self)
         self.server: grpc.Server | None = None
@@ -143,6 +146,11 @@ class Node:
             return addr
         info = self.catalog.node(node_id)
         return info.address if info is not None else None
+
+    def _resolve_unless_partitioned(self, node_id: int) -> str | None:
+        if self.store.transport.faults.drops(node_id):
+            return None
+        return self.resolve(node_id)
 
     def _seen(self, info: pb.NodeInfo) -> None:
         if not info.node_id or not info.address:
@@ -349,7 +357,11 @@ class Node:
         }
         targets.discard(self.config.address)
         me = self.info()
-        for address in sorted(targets):
+        blocked = {
+            self.state.addresses.get(n) for n in range(1, 1 + max(self.state.addresses, default=0))
+            if self.store.transport.faults.drops(n)
+        }
+        for address in sorted(targets - blocked):
             try:
                 resp = self.channels.internal(address).Hello(
                     pb.HelloRequest(node=me), timeout=1.0, metadata=self.channels.metadata
@@ -532,6 +544,25 @@ class _AdminService(rpc.AdminServicer):  # type: ignore[misc]
         resp.catalog.CopyFrom(self._node.catalog.snapshot())
         return resp
 
+    def InjectFault(self, request: pb.FaultRequest, context: grpc.ServicerContext  # noqa: N802
+                    ) -> pb.FaultResponse:
+        resp = pb.FaultResponse()
+        node = self._node
+        if not node.config.enable_fault_injection:
+            resp.error.code = sqlstate.INSUFFICIENT_PRIVILEGE
+            resp.error.message = "fault injection is disabled (start with --enable-fault-injection)"
+            return resp
+        faults = node.store.transport.faults
+        if request.heal:
+            faults.heal()
+        if request.partition:
+            faults.partition(set(request.partition))
+        for peer, ms in request.delay_ms.items():
+            faults.set_delay(peer, ms / 1000.0)
+        if request.fail_next_log_write:
+            node.store.log_store.fault_next_write = True
+        return resp
+
     def ClusterStatus(self, request: pb.ClusterStatusRequest,  # noqa: N802
                       context: grpc.ServicerContext) -> pb.ClusterStatusResponse:
         return self._node.cluster_status()
@@ -543,6 +574,8 @@ class _InternalService(rpc.InternalServicer):  # type: ignore[misc]
 
     def Hello(self, request: pb.HelloRequest, context: grpc.ServicerContext) -> pb.HelloResponse:  # noqa: N802
         node = self._node
+        if node.store.transport.faults.drops(request.node.node_id):
+            context.abort(grpc.StatusCode.UNAVAILABLE, "partitioned (fault injection)")
         node._seen(request.node)
         resp = pb.HelloResponse(
             node=node.info(),

@@ -85,6 +85,7 @@ class Cluster:
                 "--join", self.addrs(),
                 "--data-dir", str(self.data_dir(i)),
                 "--log-level", "info",
+                "--enable-fault-injection",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -137,6 +138,22 @@ class Cluster:
                 if r.range_id == range_id and r.is_leader:
                     return i
         return None
+
+    def inject(self, i: int, request: pb.FaultRequest) -> None:
+        with grpc.insecure_channel(self.addr(i)) as ch:
+            resp = rpc.AdminStub(ch).InjectFault(request, timeout=5)
+        assert not resp.error.code, resp.error.message
+
+    def partition(self, isolated: int) -> None:
+        """Cut node ``isolated`` off from every other running node, both ways."""
+        others = [i for i in self.procs if i != isolated]
+        self.inject(isolated, pb.FaultRequest(heal=True, partition=others))
+        for i in others:
+            self.inject(i, pb.FaultRequest(heal=True, partition=[isolated]))
+
+    def heal(self) -> None:
+        for i in self.procs:
+            self.inject(i, pb.FaultRequest(heal=True))
 
     def log_tail(self, i: int, lines: int = 40) -> str:
         path = self.root / f"n{i}.log"
