@@ -249,7 +249,7 @@ class Catalog(_message.Message):
     def __init__(self, version: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., tables: _Optional[_Iterable[_Union[TableDescriptor, _Mapping]]] = ..., ranges: _Optional[_Iterable[_Union[RangeDescriptor, _Mapping]]] = ..., max_range_id: _Optional[int] = ...) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("proposer", "request_id", "session_id", "seq", "write", "read", "meta")
+    __slots__ = ("proposer", "request_id", "session_id", "seq", "write", "read", "meta", "check")
     PROPOSER_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -257,6 +257,7 @@ class Command(_message.Message):
     WRITE_FIELD_NUMBER: _ClassVar[int]
     READ_FIELD_NUMBER: _ClassVar[int]
     META_FIELD_NUMBER: _ClassVar[int]
+    CHECK_FIELD_NUMBER: _ClassVar[int]
     proposer: int
     request_id: int
     session_id: str
@@ -264,7 +265,12 @@ class Command(_message.Message):
     write: SqlWrite
     read: SqlRead
     meta: MetaOp
-    def __init__(self, proposer: _Optional[int] = ..., request_id: _Optional[int] = ..., session_id: _Optional[str] = ..., seq: _Optional[int] = ..., write: _Optional[_Union[SqlWrite, _Mapping]] = ..., read: _Optional[_Union[SqlRead, _Mapping]] = ..., meta: _Optional[_Union[MetaOp, _Mapping]] = ...) -> None: ...
+    check: ChecksumOp
+    def __init__(self, proposer: _Optional[int] = ..., request_id: _Optional[int] = ..., session_id: _Optional[str] = ..., seq: _Optional[int] = ..., write: _Optional[_Union[SqlWrite, _Mapping]] = ..., read: _Optional[_Union[SqlRead, _Mapping]] = ..., meta: _Optional[_Union[MetaOp, _Mapping]] = ..., check: _Optional[_Union[ChecksumOp, _Mapping]] = ...) -> None: ...
+
+class ChecksumOp(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class SqlWrite(_message.Message):
     __slots__ = ("sql", "params", "named_params")
@@ -504,3 +510,23 @@ class EnsureReplicasRequest(_message.Message):
 class EnsureReplicasResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class ChecksumRequest(_message.Message):
+    __slots__ = ("range_id", "index", "wait_seconds")
+    RANGE_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    range_id: int
+    index: int
+    wait_seconds: float
+    def __init__(self, range_id: _Optional[int] = ..., index: _Optional[int] = ..., wait_seconds: _Optional[float] = ...) -> None: ...
+
+class ChecksumResponse(_message.Message):
+    __slots__ = ("checksum", "applied_index", "error")
+    CHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    checksum: str
+    applied_index: int
+    error: Error
+    def __init__(self, checksum: _Optional[str] = ..., applied_index: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...

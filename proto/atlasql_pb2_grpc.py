@@ -385,6 +385,11 @@ class InternalStub:
                 request_serializer=atlasql__pb2.EnsureReplicasRequest.SerializeToString,
                 response_deserializer=atlasql__pb2.EnsureReplicasResponse.FromString,
                 _registered_method=True)
+        self.GetChecksum = channel.unary_unary(
+                '/atlasql.v1.Internal/GetChecksum',
+                request_serializer=atlasql__pb2.ChecksumRequest.SerializeToString,
+                response_deserializer=atlasql__pb2.ChecksumResponse.FromString,
+                _registered_method=True)
 
 
 class InternalServicer:
@@ -426,6 +431,12 @@ class InternalServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetChecksum(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InternalServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -458,6 +469,11 @@ def add_InternalServicer_to_server(servicer, server):
                     servicer.EnsureReplicas,
                     request_deserializer=atlasql__pb2.EnsureReplicasRequest.FromString,
                     response_serializer=atlasql__pb2.EnsureReplicasResponse.SerializeToString,
+            ),
+            'GetChecksum': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetChecksum,
+                    request_deserializer=atlasql__pb2.ChecksumRequest.FromString,
+                    response_serializer=atlasql__pb2.ChecksumResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -622,6 +638,33 @@ class Internal:
             '/atlasql.v1.Internal/EnsureReplicas',
             atlasql__pb2.EnsureReplicasRequest.SerializeToString,
             atlasql__pb2.EnsureReplicasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetChecksum(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atlasql.v1.Internal/GetChecksum',
+            atlasql__pb2.ChecksumRequest.SerializeToString,
+            atlasql__pb2.ChecksumResponse.FromString,
             options,
             channel_credentials,
             insecure,

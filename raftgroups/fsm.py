@@ -65,6 +65,12 @@ def apply(engine: Engine, command: pb.Command, index: int) -> pb.CommandResult:
             res = eng.execute(w.sql, params_from_proto(w.params, w.named_params))
         elif op == "meta":
             res = apply_meta(eng, command.meta)
+        elif op == "check":
+            digest = eng.checksum()
+            eng.record_check(index, digest)
+            res = StatementResult(
+                columns=("applied_index", "checksum"), rows=((index, digest),), returns_rows=True
+            )
         else:  # pragma: no cover - decode_command rejects commands without an op
             raise ValueError(f"unknown command {op!r}")
         out = result_to_proto(res, index)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import random
+import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -33,6 +34,10 @@ from .dialect import SqlError, parse
 from .rewrite import fill_defaults, nondeterministic_defaults, rewrite_nondeterministic, to_sql
 
 _RESERVED_PREFIXES = ("_atlas", "sqlite_")
+_CHECK_RE = re.compile(
+    r"^\s*CHECK\s+CONSISTENCY(?:\s+FROM\s+TABLE\s+(?P<table>[A-Za-z_][A-Za-z0-9_]*))?\s*;?\s*$",
+    re.I,
+)
 
 
 class Cluster(Protocol):
@@ -48,6 +53,8 @@ class Cluster(Protocol):
     def choose_replicas(self, count: int) -> list[int]: ...
 
     def ensure_replicas_everywhere(self, nodes: list[int]) -> None: ...
+
+    def replica_checksum(self, node: int, range_id: int, index: int) -> str | None: ...
 
 
 def _error(code: str, message: str, position: int = 0, line: int = 0, column: int = 0
@@ -107,6 +114,14 @@ class Gateway:
     # -- entry point -------------------------------------------------------------------------
 
     def execute(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
+        check = _CHECK_RE.match(request.sql)
+        if check:
+            try:
+                return self._check_consistency(check.group("table"))
+            except StatementError as exc:
+                return _error(exc.code, exc.message)
+            except RangeUnavailableError as exc:
+                return _error(exc.code, exc.message)
         try:
             statements = parse(request.sql)
         except SqlError as exc:
@@ -125,6 +140,40 @@ class Gateway:
             return _error(exc.code, exc.message)
         except RangeUnavailableError as exc:
             return _error(exc.code, exc.message)
+
+    # -- admin statements --------------------------------------------------------------------
+
+    def _check_consistency(self, table: str | None) -> pb.ExecuteResponse:
+        """Every replica checksums its state at one log index; compare them."""
+        self._cluster.refresh_catalog()
+        if table:
+            self._table(table)
+            ranges = list(self._cluster.catalog.ranges_of(table))
+        else:
+            meta = self._cluster.meta_descriptor()
+            ranges = ([meta] if meta is not None else []) + list(
+                self._cluster.catalog.snapshot().ranges
+            )
+        rows = []
+        for desc in ranges:
+            res = self._cluster.sender.send(desc, pb.Command(check=pb.ChecksumOp()))
+            index = int(res.rows[0].values[0].integer)
+            expected = res.rows[0].values[1].text
+            for node in desc.replicas:
+                got = self._cluster.replica_checksum(node, desc.range_id, index)
+                if got is None:
+                    status = "unavailable"
+                elif got == expected:
+                    status = "consistent"
+                else:
+                    status = "INCONSISTENT"
+                rows.append((desc.range_id, node, index, got or "", status))
+        return pb.ExecuteResponse(
+            columns=["range_id", "node_id", "applied_index", "checksum", "status"],
+            rows=[row_to_proto(r) for r in rows],
+            rows_affected=-1,
+            returns_rows=True,
+        )
 
     # -- helpers ---------------------------------------------------------------------------
 

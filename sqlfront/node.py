@@ -228,6 +228,35 @@ class Node:
         for t in threads:
             t.join(timeout=3.5)
 
+    def replica_checksum(self, node: int, range_id: int, index: int) -> str | None:
+        if node == self.node_id:
+            return self.local_checksum(range_id, index, wait=5.0)
+        address = self._resolve_unless_partitioned(node)
+        if not address:
+            return None
+        try:
+            resp = self.channels.internal(address).GetChecksum(
+                pb.ChecksumRequest(range_id=range_id, index=index, wait_seconds=5.0),
+                timeout=7.0,
+                metadata=self.channels.metadata,
+            )
+        except grpc.RpcError:
+            return None
+        return resp.checksum or None
+
+    def local_checksum(self, range_id: int, index: int, wait: float) -> str | None:
+        deadline = time.monotonic() + min(max(wait, 0.0), 30.0)
+        while True:
+            try:
+                group = self.store.get(range_id)
+            except (RangeNotFoundError, ReplicaStopped):
+                return None
+            if group.engine.applied_index >= index:
+                return group.engine.check_at(index)
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.02)
+
     # -- LocalReplicas protocol (used by the sender) -----------------------------------------
 
     def propose_local(self, range_id: int, command: pb.Command, timeout: float) -> pb.RangeResponse:
@@ -629,6 +658,11 @@ class _InternalService(rpc.InternalServicer):  # type: ignore[misc]
         else:
             resp.catalog.CopyFrom(cat)
         return resp
+
+    def GetChecksum(self, request: pb.ChecksumRequest, context: grpc.ServicerContext  # noqa: N802
+                    ) -> pb.ChecksumResponse:
+        digest = self._node.local_checksum(request.range_id, request.index, request.wait_seconds)
+        return pb.ChecksumResponse(checksum=digest or "")
 
     def EnsureReplicas(self, request: pb.EnsureReplicasRequest, context: grpc.ServicerContext  # noqa: N802
                        ) -> pb.EnsureReplicasResponse:

@@ -13,6 +13,8 @@ The engine knows nothing about Raft; it offers the two things the state machine 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import struct
 import os
 import re
 import threading
@@ -114,6 +116,21 @@ def classify_sqlite_error(exc: apsw.Error) -> SqlFailure:
     else:
         code = sqlstate.INTERNAL_ERROR if isinstance(exc, apsw.InternalError) else "42000"
     return SqlFailure(code=code, message=msg)
+
+
+def _canonical(value: Any) -> bytes:
+    """Type-tagged bytes of one value, for checksums."""
+    if value is None:
+        return b"N"
+    if isinstance(value, int):
+        return b"I" + struct.pack(">q", value)
+    if isinstance(value, float):
+        return b"R" + struct.pack(">d", value)
+    if isinstance(value, str):
+        data = value.encode()
+        return b"T" + struct.pack(">I", len(data)) + data
+    data = bytes(value)
+    return b"B" + struct.pack(">I", len(data)) + data
 
 
 class Engine:
@@ -269,6 +286,56 @@ class Engine:
             f"INSERT OR REPLACE INTO {_INTERNAL_PREFIX}sessions VALUES (?, ?, ?)",
             (session_id, seq, result),
         )
+
+    # -- consistency ---------------------------------------------------------------------------
+
+    def checksum(self) -> str:
+        """SHA-256 over the schema and every row of every table, in a canonical order.
+
+        Deterministic for identical databases (the same pinned SQLite on every replica); the
+        applied-index and check bookkeeping tables are left out, everything else (user
+        tables, indexes' definitions, the exactly-once session table) is included.
+        """
+        with self._lock:
+            h = hashlib.sha256()
+            tables = self._conn.execute(
+                "SELECT name, type, coalesce(sql, '') FROM sqlite_schema "
+                "WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+                f"AND name NOT IN ('{_INTERNAL_PREFIX}applied', '{_INTERNAL_PREFIX}checks') "
+                "ORDER BY type, name"
+            ).fetchall()
+            for name, kind, sql in tables:
+                h.update(f"{kind}:{name}:{sql}\n".encode())
+                if kind != "table":
+                    continue
+                ncols = len(self._conn.execute(f'PRAGMA table_info("{name}")').fetchall())
+                without_rowid = "without rowid" in str(sql).lower()
+                order = ",".join(str(i) for i in range(1, ncols + 1)) if without_rowid else "rowid"
+                for row in self._conn.execute(f'SELECT * FROM "{name}" ORDER BY {order}'):
+                    for value in row:
+                        h.update(_canonical(value))
+                    h.update(b"\n")
+            return h.hexdigest()
+
+    def record_check(self, index: int, checksum: str) -> None:
+        self._conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {_INTERNAL_PREFIX}checks("
+            "applied_index INTEGER PRIMARY KEY, checksum TEXT NOT NULL)"
+        )
+        self._conn.execute(
+            f"INSERT OR REPLACE INTO {_INTERNAL_PREFIX}checks VALUES (?, ?)", (index, checksum)
+        )
+
+    def check_at(self, index: int) -> str | None:
+        with self._lock:
+            try:
+                row = self._conn.execute(
+                    f"SELECT checksum FROM {_INTERNAL_PREFIX}checks WHERE applied_index = ?",
+                    (index,),
+                ).fetchone()
+            except apsw.SQLError:
+                return None
+            return str(row[0]) if row else None
 
     # -- maintenance ---------------------------------------------------------------------------
 

@@ -453,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
 
     etcd_bin = None
     if not args.skip_etcd:
-        etcd_bin = args.etcd_bin or shutil.which("etcd")
+        etcd_bin = shutil.which(args.etcd_bin or "etcd")
         if etcd_bin is None:
             print(ETCD_HELP, file=sys.stderr)
             return 2
