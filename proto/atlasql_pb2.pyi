@@ -424,14 +424,16 @@ class RaftMessage(_message.Message):
     def __init__(self, range_id: _Optional[int] = ..., body: _Optional[_Union[RaftMap, _Mapping]] = ...) -> None: ...
 
 class RaftBatch(_message.Message):
-    __slots__ = ("from_node", "to_node", "messages")
+    __slots__ = ("from_node", "to_node", "messages", "incarnation")
     FROM_NODE_FIELD_NUMBER: _ClassVar[int]
     TO_NODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
     from_node: int
     to_node: int
     messages: _containers.RepeatedCompositeFieldContainer[RaftMessage]
-    def __init__(self, from_node: _Optional[int] = ..., to_node: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[RaftMessage, _Mapping]]] = ...) -> None: ...
+    incarnation: int
+    def __init__(self, from_node: _Optional[int] = ..., to_node: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[RaftMessage, _Mapping]]] = ..., incarnation: _Optional[int] = ...) -> None: ...
 
 class RaftAck(_message.Message):
     __slots__ = ()

@@ -21,6 +21,7 @@ import dataclasses
 import functools
 import itertools
 import logging
+import random
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -90,6 +91,9 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         self.engine = engine
         self.stopped_reason: str | None = None
         self._wake = wake
+        self._timing = timing
+        self._quiet_since: float | None = None
+        self._quiesce_after = 3 * timing.heartbeat
         self._pending_reads: set[int] = set()
         self._pending_lock = threading.Lock()
         conf = SyncObjConf(
@@ -166,6 +170,11 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             log.critical("range %d: replica stopped: %s", self.range_id, reason)
             self.stopped_reason = reason
             if self._isLeader():
+                # Tell the followers to elect now (Raft's TimeoutNow): quiesced followers
+                # would otherwise wait for our node to look dead, and it may not.
+                term = int(self._SyncObj__raftCurrentTerm)
+                for peer in self.peer_ids:
+                    self._transport.send_now(peer, {"type": "timeout_now", "term": term})
                 self._SyncObj__setState(_RAFT_STATE.FOLLOWER)
                 self._SyncObj__raftLeader = None
 
@@ -232,6 +241,62 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         """Start an election on the next tick (used for brand-new ranges)."""
         self._SyncObj__raftElectionDeadline = 0.0
         self._wake()
+
+    # -- quiescence ------------------------------------------------------------------------
+
+    def can_quiesce(self, now: float, is_live: Callable[[int], bool]) -> bool:
+        """Whether this group may stop ticking: nothing in flight, everyone caught up.
+
+        A quiesced leader sends no heartbeats and a quiesced follower runs no election timer;
+        the store wakes the group on any message or proposal, and wakes followers whose
+        leader's *node* stops sending node heartbeats (node-level liveness).
+        """
+        if self.stopped_reason is not None:
+            return True
+        last = self.journal.last_index
+        commit = int(self._SyncObj__raftCommitIndex)
+        if (
+            commit != last
+            or int(self._SyncObj__raftLastApplied) != commit
+            or len(self._SyncObj__commandsQueue._FastQueue__queue) > 0
+            or self._pending_reads
+        ):
+            self._quiet_since = None
+            return False
+        if self._isLeader():
+            match = self._SyncObj__raftMatchIndex
+            if any(match.get(p, 0) != last for p in self._SyncObj__otherNodes):
+                self._quiet_since = None
+                return False
+        else:
+            leader = self._getLeader()
+            if leader is None or not is_live(int(leader.id)):
+                self._quiet_since = None
+                return False
+        if self._quiet_since is None:
+            self._quiet_since = now
+            return False
+        # Stay awake for a few heartbeats so followers learn the final commit index.
+        return now - self._quiet_since >= self._quiesce_after
+
+    def resume(self, now: float, is_live: Callable[[int], bool]) -> None:
+        """Called before the first tick after quiescence: restart timers from now."""
+        self._quiet_since = None
+        leader = self._getLeader()
+        if self._isLeader():
+            times = self._SyncObj__lastResponseTime
+            for peer in self._SyncObj__otherNodes:
+                if is_live(int(peer.id)):
+                    times[peer] = now
+        elif leader is not None and is_live(int(leader.id)):
+            timing = self._timing
+            self._SyncObj__raftElectionDeadline = now + random.uniform(
+                timing.election_min, timing.election_max
+            )
+
+    @property
+    def peer_ids(self) -> list[int]:
+        return [int(n.id) for n in self._SyncObj__otherNodes]
 
     def has_pending_work(self) -> bool:
         """True when another tick right away would make progress (commit or apply)."""

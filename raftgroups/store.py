@@ -26,7 +26,8 @@ from .transport import NodeTransport
 
 log = logging.getLogger(__name__)
 
-_IDLE_WAIT = 0.01
+_IDLE_WAIT = 0.01  # tick period of active ranges (heartbeats are 50 ms)
+_SWEEP_PERIOD = 0.25  # how often quiesced followers check their leader's node liveness
 
 
 class _Replica:
@@ -56,7 +57,10 @@ class Store:
         self.transport = NodeTransport(node_id, resolve, self._on_message, secret)
         self.log_store = LogStore(os.path.join(data_dir, "raft.log.db"))
         self._replicas: dict[int, _Replica] = {}
+        self._active: set[int] = set()  # ranges that tick; the others are quiesced
         self._lock = threading.Lock()
+        self.transport.on_peer_restart = self._on_peer_restart
+        self._live_window = self.timing.election_max
         self._wake_event = threading.Event()
         self._running = False
         self._thread: threading.Thread | None = None
@@ -84,6 +88,26 @@ class Store:
 
     def wake(self) -> None:
         self._wake_event.set()
+
+    def activate(self, range_id: int) -> None:
+        """Make a (possibly quiesced) range tick again, now."""
+        with self._lock:
+            if range_id in self._replicas:
+                self._active.add(range_id)
+        self._wake_event.set()
+
+    def _on_peer_restart(self, peer: int) -> None:
+        """A peer came back with a new incarnation: wake our ranges it replicates so their
+        leaders tell it who leads before its election timer fires."""
+        with self._lock:
+            for range_id, rep in self._replicas.items():
+                if peer in rep.group.peer_ids:
+                    self._active.add(range_id)
+        self._wake_event.set()
+
+    def active_count(self) -> int:
+        with self._lock:
+            return len(self._active)
 
     # -- replicas -----------------------------------------------------------------------------
 
@@ -113,7 +137,7 @@ class Store:
             journal=RangeJournal(self.log_store, range_id),
             node_transport=self.transport,
             timing=self.timing,
-            wake=self.wake,
+            wake=lambda: self.activate(range_id),
         )
         with self._lock:
             existing = self._replicas.get(range_id)
@@ -121,6 +145,8 @@ class Store:
                 group.close()
                 return existing.group
             self._replicas[range_id] = _Replica(group)
+            self._active.add(range_id)
+            self.transport.peers.update(p for p in peers if p != self.node_id)
         if campaign and group.raftCommitIndex <= 1:
             group.campaign_now()
         log.info("n%d: opened replica of range %d (voters %s)", self.node_id, range_id, peers)
@@ -177,22 +203,53 @@ class Store:
     def _on_message(self, range_id: int, from_node: int, message: dict[str, Any]) -> None:
         with self._lock:
             rep = self._replicas.get(range_id)
-        if rep is None:
-            return  # a replica we don't (yet) have: the sender retries
-        rep.inbox.append((from_node, message))
+            if rep is None:
+                return  # a replica we don't (yet) have: the sender retries
+            rep.inbox.append((from_node, message))
+            self._active.add(range_id)
         self._wake_event.set()
 
+    def _is_live(self, node: int) -> bool:
+        return self.transport.is_live(node, self._live_window)
+
+    def _sweep_quiesced(self) -> None:
+        """Wake quiesced followers whose leader's node went silent, so they can elect."""
+        with self._lock:
+            sleeping = [
+                (rid, rep.group) for rid, rep in self._replicas.items() if rid not in self._active
+            ]
+        for rid, group in sleeping:
+            if group.stopped_reason is not None or group.is_leader():
+                continue
+            leader = group.leader()
+            if not leader or not self._is_live(leader):
+                self.activate(rid)
+
     def _loop(self) -> None:
+        last_sweep = 0.0
+        resumed: set[int] = set()
         while self._running:
-            self._wake_event.wait(_IDLE_WAIT)
-            self._wake_event.clear()
             with self._lock:
-                replicas = list(self._replicas.values())
-            for rep in replicas:
+                idle = not self._active
+            self._wake_event.wait(_SWEEP_PERIOD if idle else _IDLE_WAIT)
+            self._wake_event.clear()
+            now = time.monotonic()
+            if now - last_sweep >= _SWEEP_PERIOD:
+                last_sweep = now
+                self._sweep_quiesced()
+            with self._lock:
+                replicas = [(rid, self._replicas[rid]) for rid in self._active
+                            if rid in self._replicas]
+            for rid, rep in replicas:
                 group = rep.group
                 if group.stopped_reason is not None:
                     rep.inbox.clear()
+                    with self._lock:
+                        self._active.discard(rid)
                     continue
+                if rid not in resumed:
+                    group.resume(now, self._is_live)
+                    resumed.add(rid)
                 try:
                     while rep.inbox:
                         from_node, message = rep.inbox.popleft()
@@ -208,6 +265,11 @@ class Store:
                     group.tick()
                     if group.has_pending_work():
                         self._wake_event.set()
+                    elif not rep.inbox and group.can_quiesce(now, self._is_live):
+                        with self._lock:
+                            if not rep.inbox:
+                                self._active.discard(rid)
+                                resumed.discard(rid)
                 except LogFailure as exc:
                     self._log_failed(str(exc))
                     break
@@ -233,6 +295,7 @@ class Store:
             replicas = list(self._replicas.values())
         for rep in replicas:
             rep.group.stop(reason)
+        self.transport.stop_heartbeats()
 
 
 def wipe_data_dir(path: str) -> None:

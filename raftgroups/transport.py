@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from .codec import CodecError, decode_message, encode_message
 log = logging.getLogger(__name__)
 
 SECRET_METADATA_KEY = "x-atlasql-cluster-secret"
+NODE_HEARTBEAT = 0.2  # seconds between node-level heartbeats to each peer
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 # Channel options for every node-to-node and client channel: large messages, and a short
 # reconnect backoff so a restarted peer is reachable again within ~100 ms rather than after
@@ -88,7 +90,7 @@ class _PeerSender:
     def __init__(self, owner: NodeTransport, peer: int) -> None:
         self._owner = owner
         self.peer = peer
-        self._queue: collections.deque[pb.RaftMessage] = collections.deque()
+        self._queue: collections.deque[pb.RaftMessage | None] = collections.deque()
         self._cv = threading.Condition()
         self._closed = False
         self._channel: grpc.Channel | None = None
@@ -97,7 +99,8 @@ class _PeerSender:
         self._thread = threading.Thread(target=self._run, name=f"raft-send-n{peer}", daemon=True)
         self._thread.start()
 
-    def enqueue(self, msg: pb.RaftMessage) -> None:
+    def enqueue(self, msg: pb.RaftMessage | None) -> None:
+        """Queue a message; ``None`` asks for an empty batch (a node heartbeat)."""
         with self._cv:
             if len(self._queue) > 50_000:  # peer far behind or down: Raft retransmits anyway
                 self._queue.clear()
@@ -129,7 +132,7 @@ class _PeerSender:
                     self._cv.wait()
                 if self._closed:
                     return
-                batch = list(self._queue)
+                batch = [m for m in self._queue if m is not None]
                 self._queue.clear()
             hooks = self._owner.faults
             if hooks.drops(self.peer):
@@ -142,7 +145,10 @@ class _PeerSender:
                 time.sleep(0.1)
                 continue
             request = pb.RaftBatch(
-                from_node=self._owner.node_id, to_node=self.peer, messages=batch
+                from_node=self._owner.node_id,
+                to_node=self.peer,
+                messages=batch,
+                incarnation=self._owner.incarnation,
             )
             try:
                 stub.Raft(request, timeout=2.0, metadata=self._owner.metadata)
@@ -174,6 +180,36 @@ class NodeTransport:
         self._lock = threading.Lock()
         self._outbox: list[tuple[int, pb.RaftMessage]] = []
         self.decode_errors = 0
+        self.incarnation = random.getrandbits(63) or 1
+        # Node-level liveness: when we last heard from each peer, and its incarnation.
+        self.last_heard: dict[int, float] = {}
+        self._incarnations: dict[int, int] = {}
+        self.on_peer_restart: Callable[[int], None] = lambda peer: None
+        self.peers: set[int] = set()
+        self._hb_stop = threading.Event()
+        self._hb_thread = threading.Thread(target=self._heartbeats, name="node-heartbeat",
+                                           daemon=True)
+        self._hb_thread.start()
+
+    def _heartbeats(self) -> None:
+        while not self._hb_stop.wait(NODE_HEARTBEAT):
+            for peer in list(self.peers):
+                if peer != self.node_id:
+                    self._sender(peer).enqueue(None)
+
+    def _sender(self, peer: int) -> _PeerSender:
+        with self._lock:
+            sender = self._senders.get(peer)
+            if sender is None:
+                sender = self._senders[peer] = _PeerSender(self, peer)
+            return sender
+
+    def is_live(self, peer: int, window: float) -> bool:
+        """Whether ``peer`` was heard from within ``window`` seconds (ourselves: always)."""
+        if peer == self.node_id:
+            return True
+        heard = self.last_heard.get(peer)
+        return heard is not None and time.monotonic() - heard < window
 
     def send(self, peer: int, range_id: int, message: dict[str, Any]) -> bool:
         """Queue a message; it leaves the node at the next ``release()`` (after the log flush)."""
@@ -185,6 +221,17 @@ class NodeTransport:
         with self._lock:
             self._outbox.append((peer, pb.RaftMessage(range_id=range_id, body=body)))
         return True
+
+    def send_now(self, peer: int, range_id: int, message: dict[str, Any]) -> None:
+        try:
+            body = encode_message(message)
+        except CodecError:
+            return
+        self._sender(peer).enqueue(pb.RaftMessage(range_id=range_id, body=body))
+
+    def stop_heartbeats(self) -> None:
+        """This node can no longer take part in Raft: let peers see it as dead."""
+        self._hb_stop.set()
 
     def release(self) -> None:
         """Hand queued messages to the per-peer senders (call only once the log is durable)."""
@@ -207,6 +254,12 @@ class NodeTransport:
             return
         if self.faults.drops(batch.from_node):
             return
+        self.last_heard[batch.from_node] = time.monotonic()
+        if batch.incarnation:
+            before = self._incarnations.get(batch.from_node)
+            self._incarnations[batch.from_node] = batch.incarnation
+            if before is not None and before != batch.incarnation:
+                self.on_peer_restart(batch.from_node)
         for msg in batch.messages:
             try:
                 decoded = decode_message(msg.body)
@@ -217,6 +270,7 @@ class NodeTransport:
             self._deliver(msg.range_id, batch.from_node, decoded)
 
     def close(self) -> None:
+        self._hb_stop.set()
         with self._lock:
             for sender in self._senders.values():
                 sender.close()
@@ -265,6 +319,11 @@ class GroupTransport(Transport):  # type: ignore[misc]
 
     def send_to(self, node_id: int, message: dict[str, Any]) -> bool:
         return self._node_transport.send(node_id, self._range_id, message)
+
+    def send_now(self, node_id: int, message: dict[str, Any]) -> None:
+        """Send without waiting for the log flush: only for messages that carry no Raft
+        state needing durability (TimeoutNow from a replica that is stopping)."""
+        self._node_transport.send_now(node_id, self._range_id, message)
 
     def deliver(self, from_node: int, message: dict[str, Any]) -> None:
         node = self._peers.get(from_node)

@@ -17,6 +17,7 @@ so a multi-range write never half-applies.
 from __future__ import annotations
 
 import datetime
+import functools
 import random
 import re
 import threading
@@ -123,7 +124,7 @@ class Gateway:
             except RangeUnavailableError as exc:
                 return _error(exc.code, exc.message)
         try:
-            statements = parse(request.sql)
+            statements = _parse_cached(request.sql)
         except SqlError as exc:
             return _error(exc.code, exc.message, exc.position, exc.line, exc.column)
         if len(statements) != 1:
@@ -364,10 +365,11 @@ class Gateway:
         now = self._clock()
         rewritten, changed = rewrite_nondeterministic(tree, now=now, rng=self._rng)
         if isinstance(rewritten, exp.Insert):
-            nd = nondeterministic_defaults(table.create_sql)
+            nd, columns = _nd_defaults_cached(table.create_sql)
             if nd:
-                columns = _columns_of(table.create_sql)
-                rewritten, filled = fill_defaults(rewritten, columns, nd, now=now, rng=self._rng)
+                rewritten, filled = fill_defaults(
+                    rewritten, list(columns), dict(nd), now=now, rng=self._rng
+                )
                 changed = changed or filled
         sql = to_sql(rewritten) if changed else request.sql
         write = pb.SqlWrite(sql=sql)
@@ -425,6 +427,19 @@ class Gateway:
             rows_affected=-1,
             returns_rows=out.returns_rows,
         )
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_cached(sql: str) -> tuple[exp.Expression, ...]:
+    """Parse (and SQLite-check) a statement once per distinct text; trees are never mutated
+    afterwards (rewrites work on copies), so sharing them is safe. Errors are not cached."""
+    return tuple(parse(sql))
+
+
+@functools.lru_cache(maxsize=1024)
+def _nd_defaults_cached(create_sql: str) -> tuple[dict[str, str], tuple[str, ...]]:
+    nd = nondeterministic_defaults(create_sql)
+    return nd, tuple(_columns_of(create_sql)) if nd else ()
 
 
 def _columns_of(create_sql: str) -> list[str]:

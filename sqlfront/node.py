@@ -25,6 +25,7 @@ from grpc_reflection.v1alpha import reflection
 from proto import pb, rpc
 from raftgroups import (
     META_RANGE_ID,
+    read_catalog,
     SECRET_METADATA_KEY,
     NotLeaderError,
     ProposalDropped,
@@ -42,6 +43,12 @@ from .gateway import Gateway
 log = logging.getLogger(__name__)
 
 _LIVE_WINDOW = 5.0
+# gRPC handler threads. Client statements and forwarded range requests block a thread while
+# their Raft entry commits, so each kind is admitted only up to a cap that leaves threads free
+# for Raft traffic: a burst of clients must never starve the messages that commit their writes.
+_GRPC_WORKERS = 256
+_MAX_CLIENT_STATEMENTS = 128
+_MAX_FORWARDED = 96
 _LOOP_PERIOD = 0.5
 
 
@@ -136,6 +143,8 @@ class Node:
         self.gateway = Gateway(self)
         self.server: grpc.Server | None = None
         self._health = health.HealthServicer()
+        self.client_slots = threading.BoundedSemaphore(_MAX_CLIENT_STATEMENTS)
+        self.forward_slots = threading.BoundedSemaphore(_MAX_FORWARDED)
         self._thread: threading.Thread | None = None
 
     # -- directory ---------------------------------------------------------------------------
@@ -195,6 +204,44 @@ class Node:
                 cat = pb.Catalog()
                 cat.ParseFromString(res.rows[0].values[0].blob)
                 self.catalog.update(cat)
+
+    def local_catalog(self) -> pb.Catalog | None:
+        """The catalog as applied by this node's meta replica (no Raft round; may lag)."""
+        try:
+            group = self.store.get(META_RANGE_ID)
+        except (RangeNotFoundError, ReplicaStopped):
+            return None
+        return read_catalog(group.engine)
+
+    def poll_catalog(self) -> None:
+        """Cheap background refresh: pick up a newer catalog version from a meta replica's
+        applied state, without adding a Raft entry (misses still do a consistent refresh)."""
+        desc = self.meta_descriptor()
+        if desc is None:
+            return
+        local = self.local_catalog()
+        if local is not None:
+            self.catalog.update(local)
+            return
+        leader = self.sender.leader_of(META_RANGE_ID)
+        order = ([leader] if leader else []) + [r for r in desc.replicas if r != leader]
+        for node in order:
+            address = self._resolve_unless_partitioned(node)
+            if not address:
+                continue
+            try:
+                resp = self.channels.internal(address).GetCatalog(
+                    pb.CatalogRequest(known_version=self.catalog.version),
+                    timeout=2.0,
+                    metadata=self.channels.metadata,
+                )
+            except grpc.RpcError:
+                continue
+            if resp.HasField("error") and resp.error.code:
+                continue
+            if not resp.unchanged:
+                self.catalog.update(resp.catalog)
+            return
 
     def choose_replicas(self, count: int) -> list[int]:
         candidates = self.live_nodes()
@@ -280,10 +327,13 @@ class Node:
 
     # -- replicas ------------------------------------------------------------------------------
 
-    def reconcile(self) -> None:
+    def reconcile(self, *, consistent: bool = True) -> None:
         """Open replicas the catalog places here; remove those of dropped tables."""
         try:
-            self.refresh_catalog()
+            if consistent:
+                self.refresh_catalog()
+            else:
+                self.poll_catalog()
         except RangeUnavailableError:
             return
         cat = self.catalog.snapshot()
@@ -318,7 +368,7 @@ class Node:
             if range_id != META_RANGE_ID:
                 self.store.ensure_replica(range_id, peers)
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="grpc"),
+            futures.ThreadPoolExecutor(max_workers=_GRPC_WORKERS, thread_name_prefix="grpc"),
             interceptors=[_SecretInterceptor(self.config.cluster_secret)],
             options=[
                 ("grpc.max_send_message_length", 256 * 1024 * 1024),
@@ -374,7 +424,7 @@ class Node:
                     if not self._registered:
                         self._register()
                     if time.monotonic() - last_reconcile > 1.0:
-                        self.reconcile()
+                        self.reconcile(consistent=False)
                         last_reconcile = time.monotonic()
             except Exception:
                 log.exception("n%d: background loop", self.node_id)
@@ -527,7 +577,15 @@ class _SqlService(rpc.SQLServicer):  # type: ignore[misc]
                     "the cluster is not initialised yet: run `atlasql init --host HOST:PORT`"
                 )
                 return resp
-            return self._node.gateway.execute(request)
+            if not self._node.client_slots.acquire(timeout=30.0):
+                resp = pb.ExecuteResponse()
+                resp.error.code = "53300"
+                resp.error.message = "too many concurrent statements on this node; retry"
+                return resp
+            try:
+                return self._node.gateway.execute(request)
+            finally:
+                self._node.client_slots.release()
         except ValueTypeError as exc:
             resp = pb.ExecuteResponse()
             resp.error.code = sqlstate.PROTOCOL_VIOLATION
@@ -641,18 +699,28 @@ class _InternalService(rpc.InternalServicer):  # type: ignore[misc]
             resp.error.code = sqlstate.PROTOCOL_VIOLATION
             resp.error.message = "RangeExecute needs a command with an operation"
             return resp
-        return self._node.propose_local(request.range_id, request.command, 5.0)
+        if not self._node.forward_slots.acquire(timeout=10.0):
+            resp = pb.RangeResponse()
+            resp.error.code = sqlstate.RANGE_UNAVAILABLE
+            resp.error.message = "node overloaded with forwarded requests"
+            return resp
+        try:
+            return self._node.propose_local(request.range_id, request.command, 5.0)
+        finally:
+            self._node.forward_slots.release()
 
     def GetCatalog(self, request: pb.CatalogRequest, context: grpc.ServicerContext  # noqa: N802
                    ) -> pb.CatalogResponse:
         resp = pb.CatalogResponse()
-        try:
-            self._node.refresh_catalog()
-        except RangeUnavailableError as exc:
-            resp.error.code = exc.code
-            resp.error.message = exc.message
-            return resp
-        cat = self._node.catalog.snapshot()
+        cat = self._node.local_catalog()
+        if cat is None:
+            try:
+                self._node.refresh_catalog()
+            except RangeUnavailableError as exc:
+                resp.error.code = exc.code
+                resp.error.message = exc.message
+                return resp
+            cat = self._node.catalog.snapshot()
         if request.known_version and cat.version == request.known_version:
             resp.unchanged = True
         else:

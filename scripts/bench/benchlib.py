@@ -133,8 +133,13 @@ def log_alarms(
     """Lines of the nodes' logs that hold one of ``words``: printed so a run never hides them."""
     found: list[str] = []
     for path in sorted(root.glob(pattern)):
-        for line in path.read_text(errors="replace").splitlines():
-            if any(w in line for w in words):
+        lines = path.read_text(errors="replace").splitlines()
+        for k, line in enumerate(lines):
+            if line.startswith("Traceback"):
+                # Name the exception: the first unindented line after the traceback header.
+                tail = next((x for x in lines[k + 1 :] if x and not x[0].isspace()), "?")
+                found.append(f"{path.name}: {line} -> {tail[:200]}")
+            elif any(w in line for w in words):
                 found.append(f"{path.name}: {line[:200]}")
     return found
 
