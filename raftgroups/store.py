@@ -27,7 +27,10 @@ from .transport import NodeTransport
 log = logging.getLogger(__name__)
 
 _IDLE_WAIT = 0.01  # tick period of active ranges (heartbeats are 50 ms)
-_SWEEP_PERIOD = 0.25  # how often quiesced followers check their leader's node liveness
+_SWEEP_PERIOD = 0.25
+_EARLY_MAX = 64  # messages kept per range that has no replica here yet
+_EARLY_RANGES = 256
+_EARLY_TTL = 3.0  # how often quiesced followers check their leader's node liveness
 
 
 class _Replica:
@@ -58,6 +61,7 @@ class Store:
         self.log_store = LogStore(os.path.join(data_dir, "raft.log.db"))
         self._replicas: dict[int, _Replica] = {}
         self._active: set[int] = set()  # ranges that tick; the others are quiesced
+        self._early: dict[int, collections.deque[tuple[float, int, dict[str, Any]]]] = {}
         self._lock = threading.Lock()
         self.transport.on_peer_restart = self._on_peer_restart
         self._live_window = self.timing.election_max
@@ -144,7 +148,11 @@ class Store:
             if existing is not None:  # lost a race with another creator
                 group.close()
                 return existing.group
-            self._replicas[range_id] = _Replica(group)
+            rep = self._replicas[range_id] = _Replica(group)
+            now = time.monotonic()
+            for t, from_node, message in self._early.pop(range_id, ()):
+                if now - t < _EARLY_TTL:
+                    rep.inbox.append((from_node, message))
             self._active.add(range_id)
             self.transport.peers.update(p for p in peers if p != self.node_id)
         if campaign and group.raftCommitIndex <= 1:
@@ -204,7 +212,14 @@ class Store:
         with self._lock:
             rep = self._replicas.get(range_id)
             if rep is None:
-                return  # a replica we don't (yet) have: the sender retries
+                # A replica we don't have yet (typically a brand-new range whose first
+                # replica campaigned before ours opened): keep a few messages briefly, so the
+                # vote request is not lost until the next election timeout.
+                early = self._early.setdefault(range_id, collections.deque(maxlen=_EARLY_MAX))
+                early.append((time.monotonic(), from_node, message))
+                if len(self._early) > _EARLY_RANGES:
+                    self._early.pop(next(iter(self._early)))
+                return
             rep.inbox.append((from_node, message))
             self._active.add(range_id)
         self._wake_event.set()
