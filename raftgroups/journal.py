@@ -241,6 +241,24 @@ def _create_journal(journal_file: Any = None) -> Any:
     return _original_create_journal(journal_file)
 
 
+class _NullPoller:
+    """pysyncobj polls sockets of its own transport each tick; ours has none. A real poller
+    costs a syscall per group per tick, and its wake-up pipe two file descriptors per group
+    (with ``select``, fds past 1024 crash the tick)."""
+
+    def subscribe(self, descr: Any, callback: Any, eventMask: Any) -> None:  # noqa: N803
+        return None
+
+    def unsubscribe(self, descr: Any) -> None:
+        return None
+
+    def poll(self, timeout: float) -> None:
+        return None
+
+
 def install() -> None:
-    """Make pysyncobj accept a ``RangeJournal`` as its ``journalFile`` (idempotent)."""
+    """Injections into pysyncobj (idempotent): accept a ``RangeJournal`` as ``journalFile``,
+    no per-group poller, no per-group wake-up pipe (the store's loop is woken instead)."""
     pysyncobj.syncobj.createJournal = _create_journal
+    pysyncobj.syncobj.createPoller = lambda poller_type: _NullPoller()
+    pysyncobj.syncobj.PIPE_NOTIFIER_ENABLED = False

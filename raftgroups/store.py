@@ -63,6 +63,7 @@ class Store:
         self._active: set[int] = set()  # ranges that tick; the others are quiesced
         self._early: dict[int, collections.deque[tuple[float, int, dict[str, Any]]]] = {}
         self._lock = threading.Lock()
+        self._create_lock = threading.Lock()
         self.transport.on_peer_restart = self._on_peer_restart
         self._live_window = self.timing.election_max
         self._wake_event = threading.Event()
@@ -127,6 +128,10 @@ class Store:
         ``campaign``: for a brand-new range, start an election at once instead of waiting
         out an election timeout (the creator passes it to the first replica only).
         """
+        with self._create_lock:  # one creator at a time: two opening one new file collide
+            return self._ensure_replica(range_id, peers, campaign)
+
+    def _ensure_replica(self, range_id: int, peers: list[int], campaign: bool) -> RangeGroup:
         with self._lock:
             rep = self._replicas.get(range_id)
             if rep is not None:

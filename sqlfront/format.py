@@ -184,8 +184,9 @@ def _table(
     wrap_at: list[int | None] = [None] * len(columns)
     if max_width is not None:
         budget = max_width - 3 * len(columns) + 1  # " x |" per column, no trailing bar
-        minimum = [min(n, max(10, max(len(line) for line, _ in header[i])))
-                   for i, n in enumerate(natural)]
+        minimum = [
+            min(n, max(10, max(len(line) for line, _ in header[i]))) for i, n in enumerate(natural)
+        ]
         widths = _fit_widths(natural, minimum, budget)
         wrap_at = [w if w < n else None for w, n in zip(widths, natural, strict=True)]
     cells = [[_cell_lines(text, wrap_at[i]) for i, text in enumerate(r)] for r in texts]

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol, TextIO
 
@@ -75,6 +75,9 @@ CANCELLED_MESSAGE: Final = (
     "so the statement may still complete on the server."
 )
 _DDL: Final = frozenset({"CREATE", "DROP", "ALTER"})
+
+# The generated stub class is untyped; give its constructor a typed name.
+_new_admin_stub: Callable[[grpc.Channel], rpc.AdminStub] = rpc.AdminStub
 
 
 class _Quit(Exception):
@@ -158,7 +161,9 @@ def run_shell(
         if not source.isatty():
             return shell.run_texts([source.read()], on_error)
         shell.state.interactive = True
-        return shell.interactive(_make_session(shell))
+        session = _make_session()
+        _attach_completer(session, shell)
+        return shell.interactive(session)
     except KeyboardInterrupt:
         print("\nInterrupted.", file=err)
         return 130
@@ -220,7 +225,7 @@ class _MetaError(Exception):
 @dataclass
 class _Result:
     columns: list[str] | None
-    rows: list[tuple[object, ...]]
+    rows: Sequence[Sequence[object]]
     rowcount: int
 
 
@@ -240,6 +245,8 @@ class Shell:
         self._admin: tuple[str, grpc.Channel] | None = None
         self._depth = 0
         self.failures = 0
+        self._interrupted = False  # a Ctrl-C arrived since the prompt returned
+        self._waiting = False  # the main thread waits for a statement: Ctrl-C cancels it
 
     def close(self) -> None:
         self._set_output(None)
@@ -326,8 +333,11 @@ class Shell:
                     conn.close()
 
         worker = threading.Thread(target=work, name="atlasql-statement", daemon=True)
-        worker.start()
         try:
+            self._waiting = True
+            worker.start()
+            if self._interrupted:  # Ctrl-C between the prompt and here: it meant this one
+                raise KeyboardInterrupt
             done.wait()
         except KeyboardInterrupt:
             box["abandoned"] = True
@@ -336,6 +346,9 @@ class Shell:
             else:
                 self._reconnect()
                 raise _Cancelled from None
+        finally:
+            self._waiting = False
+            self._interrupted = False
         if "error" in box:
             raise box["error"]  # type: ignore[misc]
         return box["result"]  # type: ignore[return-value]
@@ -348,7 +361,7 @@ class Shell:
 
     # -- output --------------------------------------------------------------------------------
 
-    def emit_result(self, columns: list[str], rows: list[tuple[object, ...]]) -> None:
+    def emit_result(self, columns: list[str], rows: Sequence[Sequence[object]]) -> None:
         width = self._terminal_size().columns if self._to_terminal() else None
         self.emit(
             format_result(
@@ -422,7 +435,7 @@ class Shell:
             if self._admin is not None:
                 self._admin[1].close()
             self._admin = (address, grpc.insecure_channel(address))
-        return rpc.AdminStub(self._admin[1])
+        return _new_admin_stub(self._admin[1])
 
     def refresh_catalog(self, *, quiet: bool = False) -> CatalogView:
         """Fetch the catalog from the gateway; keeps the cached one when that fails."""
@@ -431,24 +444,26 @@ class Shell:
         except grpc.RpcError as exc:
             if quiet:
                 return self.view
-            raise _MetaError(f"cannot read the catalog from {self.conn.current_address}: "
-                             f"{_rpc_text(exc)}") from None
+            raise _MetaError(
+                f"cannot read the catalog from {self.conn.current_address}: {_rpc_text(exc)}"
+            ) from None
         if resp.HasField("error") and resp.error.code:
             if quiet:
                 return self.view
-            raise _MetaError(f"cannot read the catalog: {resp.error.message} "
-                             f"({resp.error.code})")
+            raise _MetaError(f"cannot read the catalog: {resp.error.message} ({resp.error.code})")
         self.view = catalog_view(resp.catalog)
         return self.view
 
     def cluster_status(self) -> pb.ClusterStatusResponse:
         try:
-            return self._admin_stub().ClusterStatus(
+            resp: pb.ClusterStatusResponse = self._admin_stub().ClusterStatus(
                 pb.ClusterStatusRequest(), timeout=ADMIN_TIMEOUT
             )
+            return resp
         except grpc.RpcError as exc:
-            raise _MetaError(f"cannot read the cluster status from "
-                             f"{self.conn.current_address}: {_rpc_text(exc)}") from None
+            raise _MetaError(
+                f"cannot read the cluster status from {self.conn.current_address}: {_rpc_text(exc)}"
+            ) from None
 
     # -- meta-commands -------------------------------------------------------------------------
 
@@ -468,11 +483,29 @@ class Shell:
 
     # -- interactive ---------------------------------------------------------------------------
 
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        """Ctrl-C outside the prompt: cancels the statement being waited for, or the next one
+        when it comes between the prompt handing over a line and that statement starting."""
+        self._interrupted = True
+        if self._waiting:
+            raise KeyboardInterrupt
+
     def interactive(self, session: _Prompter) -> int:
         print(f"# Connected to atlasql at {self.conn.current_address}.", file=self.terminal)
         print("# Enter \\? for help, \\q to quit.", file=self.terminal)
         self.refresh_catalog(quiet=True)
+        try:
+            previous = signal.signal(signal.SIGINT, self._on_sigint)
+        except ValueError:  # not the main thread: keep Python's KeyboardInterrupt
+            previous = None
+        try:
+            return self._loop(session)
+        finally:
+            _restore_sigint(previous)
+
+    def _loop(self, session: _Prompter) -> int:
         while True:
+            self._interrupted = False  # a Ctrl-C while results printed is spent
             try:
                 text = session.prompt()
             except KeyboardInterrupt:
@@ -579,10 +612,11 @@ def _meta_list_databases(shell: Shell, command: MetaCommand) -> None:
 def _meta_connect(shell: Shell, command: MetaCommand) -> None:
     name = _one_optional(command)
     if name is not None and name not in DATABASES:
-        raise _MetaError(f"databases are not supported yet: only {DATABASES[0]!r} exists, "
-                         f"so \\c {name} is not possible")
-    shell.emit(f'You are connected to database "{DATABASES[0]}" at '
-               f"{shell.conn.current_address}.")
+        raise _MetaError(
+            f"databases are not supported yet: only {DATABASES[0]!r} exists, "
+            f"so \\c {name} is not possible"
+        )
+    shell.emit(f'You are connected to database "{DATABASES[0]}" at {shell.conn.current_address}.')
 
 
 def _meta_tables(shell: Shell, command: MetaCommand) -> None:
@@ -672,12 +706,16 @@ def _meta_unset(shell: Shell, command: MetaCommand) -> None:
 def _meta_pset(shell: Shell, command: MetaCommand) -> None:
     if not command.args:
         state = shell.state
-        shell.emit("\n".join([
-            f"expanded   {'on' if state.expanded else 'off'}",
-            f"format     {state.fmt}",
-            f"null       '{state.variables.get('null', 'NULL')}'",
-            f"pager      {'on' if state.pager else 'off'}",
-        ]))
+        shell.emit(
+            "\n".join(
+                [
+                    f"expanded   {'on' if state.expanded else 'off'}",
+                    f"format     {state.fmt}",
+                    f"null       '{state.variables.get('null', 'NULL')}'",
+                    f"pager      {'on' if state.pager else 'off'}",
+                ]
+            )
+        )
         return
     option, *rest = command.args
     sub = MetaCommand(f"pset {option}", tuple(rest))
@@ -690,10 +728,11 @@ def _meta_pset(shell: Shell, command: MetaCommand) -> None:
         _meta_format(shell, MetaCommand("format", tuple(rest)))
     elif option == "null":
         shell.state.variables["null"] = "".join(rest)
-        shell.emit(f"Null display is \"{shell.state.variables['null']}\".")
+        shell.emit(f'Null display is "{shell.state.variables["null"]}".')
     else:
-        raise _MetaError(f"\\pset: unknown option {option!r}: expected pager, expanded, "
-                         "format or null")
+        raise _MetaError(
+            f"\\pset: unknown option {option!r}: expected pager, expanded, format or null"
+        )
 
 
 def _meta_echo(shell: Shell, command: MetaCommand) -> None:
@@ -743,18 +782,14 @@ def should_submit(text: str) -> bool:
     return is_complete(text)
 
 
-def _make_session(shell: Shell) -> _Prompter:
-    """A prompt_toolkit session: SQL highlighting, file history, Enter submits when complete,
-    TAB completion from the shell's catalog cache."""
-    from prompt_toolkit import PromptSession
+def _attach_completer(session: _Prompter, shell: Shell) -> None:
+    """TAB completion from the shell's catalog cache (skipped for a stand-in session)."""
+    if not hasattr(session, "completer"):
+        return
     from prompt_toolkit.completion import CompleteEvent, Completer, Completion
     from prompt_toolkit.document import Document
-    from prompt_toolkit.history import FileHistory, History, InMemoryHistory
-    from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
-    from prompt_toolkit.lexers import PygmentsLexer
-    from pygments.lexers.sql import SqlLexer
 
-    class CatalogCompleter(Completer):  # type: ignore[misc]
+    class CatalogCompleter(Completer):
         def get_completions(
             self, document: Document, complete_event: CompleteEvent
         ) -> Iterable[Completion]:
@@ -766,6 +801,18 @@ def _make_session(shell: Shell) -> _Prompter:
             )
             for word in words:
                 yield Completion(word, start_position=-replace)
+
+    session.completer = CatalogCompleter()
+
+
+def _make_session() -> _Prompter:
+    """A prompt_toolkit session: SQL highlighting, file history, Enter submits when complete
+    (or accepts the highlighted completion)."""
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+    from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+    from prompt_toolkit.lexers import PygmentsLexer
+    from pygments.lexers.sql import SqlLexer
 
     bindings = KeyBindings()
 
@@ -799,7 +846,6 @@ def _make_session(shell: Shell) -> _Prompter:
         multiline=True,
         key_bindings=bindings,
         prompt_continuation=continuation,
-        completer=CatalogCompleter(),
         complete_while_typing=False,
     )
     return session

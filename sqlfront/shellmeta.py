@@ -240,8 +240,11 @@ def _table_info(desc: pb.TableDescriptor) -> TableInfo:
             kinds = [c.args.get("kind") for c in item.args.get("constraints") or []]
             kind = item.args.get("kind")
             default = next(
-                (k.this.sql(dialect=AtlasDialect) for k in kinds
-                 if isinstance(k, exp.DefaultColumnConstraint)),
+                (
+                    k.this.sql(dialect=AtlasDialect)
+                    for k in kinds
+                    if isinstance(k, exp.DefaultColumnConstraint)
+                ),
                 None,
             )
             is_pk = any(isinstance(k, exp.PrimaryKeyColumnConstraint) for k in kinds)
@@ -263,9 +266,7 @@ def _table_info(desc: pb.TableDescriptor) -> TableInfo:
         columns = [
             ColumnInfo(c.name, c.type, c.not_null, c.default, c.name in keyed) for c in columns
         ]
-    return TableInfo(
-        desc.name, tuple(columns), tuple(primary), tuple(unique), (), desc.create_sql
-    )
+    return TableInfo(desc.name, tuple(columns), tuple(primary), tuple(unique), (), desc.create_sql)
 
 
 _INDEX_RE: Final = re.compile(
@@ -282,8 +283,9 @@ def _index_info(sql: str, table: str) -> IndexInfo:
         index = tree.this
         assert isinstance(tree, exp.Create) and isinstance(index, exp.Index)
         params = index.args.get("params")
+        assert params is not None
         cols = tuple(c.sql(dialect=AtlasDialect) for c in (params.args.get("columns") or []))
-        where = params.args.get("where") if params is not None else None
+        where = params.args.get("where")
         return IndexInfo(
             index.name,
             table,
@@ -359,10 +361,18 @@ def indexes_listing(view: CatalogView, pattern: str | None = None) -> Listing:
     for name, info in sorted(view.tables.items()):
         for index in info.indexes:
             if _matches(index.name, pattern):
-                rows.append((index.name, name, ", ".join(index.columns),
-                             "yes" if index.unique else "no", index.where))
-    return Listing(("index_name", "table_name", "columns", "unique", "where"), rows,
-                   "List of indexes")
+                rows.append(
+                    (
+                        index.name,
+                        name,
+                        ", ".join(index.columns),
+                        "yes" if index.unique else "no",
+                        index.where,
+                    )
+                )
+    return Listing(
+        ("index_name", "table_name", "columns", "unique", "where"), rows, "List of indexes"
+    )
 
 
 @dataclass(frozen=True)
@@ -427,25 +437,36 @@ def ranges_listing(
     known = {r.range_id for r in descs}
     if table is None:
         for range_id in sorted(set(states) - known):
-            descs.insert(0, pb.RangeDescriptor(range_id=range_id, replicas=states[range_id].holders))
+            holders = states[range_id].holders
+            descs.append(pb.RangeDescriptor(range_id=range_id, replicas=holders))
         descs.sort(key=lambda r: r.range_id)
     else:
         descs = [r for r in descs if r.table.lower() == table.lower()]
     rows: list[tuple[object, ...]] = []
     for r in descs:
         state = states.get(r.range_id)
-        rows.append((
-            r.range_id,
-            r.table or "(meta)",
-            _key_text(r.start_key, end=False),
-            _key_text(r.end_key, end=True),
-            _node_list(r.replicas),
-            f"n{state.leader}" if state and state.leader else None,
-            state.term if state else None,
-            state.applied if state else None,
-        ))
-    columns = ("range_id", "table_name", "start_key", "end_key", "replicas", "leader", "term",
-               "applied_index")
+        rows.append(
+            (
+                r.range_id,
+                r.table or "(meta)",
+                _key_text(r.start_key, end=False),
+                _key_text(r.end_key, end=True),
+                _node_list(r.replicas),
+                f"n{state.leader}" if state and state.leader else None,
+                state.term if state else None,
+                state.applied if state else None,
+            )
+        )
+    columns = (
+        "range_id",
+        "table_name",
+        "start_key",
+        "end_key",
+        "replicas",
+        "leader",
+        "term",
+        "applied_index",
+    )
     return Listing(columns, rows, "List of ranges")
 
 
@@ -460,8 +481,13 @@ def describe_table(
     if info is None:
         return None
     rows: list[tuple[object, ...]] = [
-        (c.name, c.type, "not null" if c.not_null else "", c.default or "",
-         "yes" if c.primary_key else "")
+        (
+            c.name,
+            c.type,
+            "not null" if c.not_null else "",
+            c.default or "",
+            "yes" if c.primary_key else "",
+        )
         for c in info.columns
     ]
     notes: list[str] = []
@@ -487,8 +513,12 @@ def describe_table(
         notes.append(
             f"    range {r.range_id} {span}: replicas {_node_list(r.replicas)}; leader {leader}"
         )
-    return Listing(("column", "type", "nullable", "default", "primary_key"), rows,
-                   f'Table "{info.name}"', tuple(notes))
+    return Listing(
+        ("column", "type", "nullable", "default", "primary_key"),
+        rows,
+        f'Table "{info.name}"',
+        tuple(notes),
+    )
 
 
 def format_uptime(seconds: float) -> str:
@@ -523,34 +553,40 @@ def nodes_listing(status: pb.ClusterStatusResponse) -> Listing:
     rows: list[tuple[object, ...]] = []
     for n in sorted(status.nodes, key=lambda n: n.node.node_id):
         up = n.reachable
-        rows.append((
-            n.node.node_id,
-            n.node.address,
-            _locality_text(n.node.locality),
-            "yes" if up else "no",
-            len(n.replicas) if up else None,
-            sum(1 for r in n.replicas if r.is_leader) if up else None,
-            format_uptime(n.uptime_seconds) if up else None,
-        ))
-    return Listing(("node_id", "address", "locality", "reachable", "replicas", "leaders",
-                    "uptime"), rows, "List of nodes")
+        rows.append(
+            (
+                n.node.node_id,
+                n.node.address,
+                _locality_text(n.node.locality),
+                "yes" if up else "no",
+                len(n.replicas) if up else None,
+                sum(1 for r in n.replicas if r.is_leader) if up else None,
+                format_uptime(n.uptime_seconds) if up else None,
+            )
+        )
+    return Listing(
+        ("node_id", "address", "locality", "reachable", "replicas", "leaders", "uptime"),
+        rows,
+        "List of nodes",
+    )
 
 
 def regions_listing(status: pb.ClusterStatusResponse) -> Listing:
     """``\\regions``: regions from the ``region`` locality tier, with zones and node counts."""
-    regions: dict[str, dict[str, list[int]]] = {}
+    zones: dict[str, set[str]] = {}
+    nodes: dict[str, list[int]] = {}
+    up: dict[str, list[int]] = {}
     for n in status.nodes:
         region = _tier(n.node.locality, "region") or "(none)"
-        entry = regions.setdefault(region, {"zones": [], "nodes": [], "up": []})
         zone = _tier(n.node.locality, "zone")
-        if zone is not None and zone not in entry["zones"]:
-            entry["zones"].append(zone)  # type: ignore[arg-type]
-        entry["nodes"].append(n.node.node_id)
+        zones.setdefault(region, set()).update([zone] if zone is not None else [])
+        nodes.setdefault(region, []).append(n.node.node_id)
+        up.setdefault(region, [])
         if n.reachable:
-            entry["up"].append(n.node.node_id)
+            up[region].append(n.node.node_id)
     rows: list[tuple[object, ...]] = [
-        (region, ", ".join(sorted(map(str, e["zones"]))), len(e["nodes"]), len(e["up"]))
-        for region, e in sorted(regions.items())
+        (region, ", ".join(sorted(zones[region])), len(ids), len(up[region]))
+        for region, ids in sorted(nodes.items())
     ]
     return Listing(("region", "zones", "nodes", "reachable_nodes"), rows, "List of regions")
 
@@ -621,15 +657,21 @@ def _complete_meta(text: str, view: CatalogView, variables: Sequence[str]) -> tu
     if name in _TABLE_META:
         options: list[str] = sorted(view.tables)
     elif name in ("dt", "di"):
-        options = sorted(view.tables) if name == "dt" else sorted(
-            i.name for t in view.tables.values() for i in t.indexes)
+        options = (
+            sorted(view.tables)
+            if name == "dt"
+            else sorted(i.name for t in view.tables.values() for i in t.indexes)
+        )
     elif name == "format":
         options = list(FORMATS)
     elif name in ("x", "timing"):
         options = ["on", "off"]
     elif name == "pset":
-        options = ["pager", "null", "format", "expanded"] if len(args) == 1 else (
-            list(FORMATS) if args[0] == "format" else ["on", "off"])
+        options = (
+            ["pager", "null", "format", "expanded"]
+            if len(args) == 1
+            else (list(FORMATS) if args[0] == "format" else ["on", "off"])
+        )
     elif name in ("set", "unset"):
         options = sorted(set(variables) | set(_VARIABLES_HINT)) if len(args) == 1 else []
     elif name == "c":

@@ -141,6 +141,7 @@ class Engine:
         self._lock = threading.RLock()
         try:
             self._conn = apsw.Connection(path)
+            self._conn.set_busy_timeout(5000)
             for pragma in _PRAGMAS:
                 self._conn.execute(pragma)
             self._conn.execute(

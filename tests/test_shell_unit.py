@@ -51,9 +51,7 @@ from sqlfront.shellmeta import (
         ("\\ranges", MetaCommand("ranges")),
     ],
 )
-def test_parse_meta_splits_name_and_shell_style_arguments(
-    line: str, expected: MetaCommand
-) -> None:
+def test_parse_meta_splits_name_and_shell_style_arguments(line: str, expected: MetaCommand) -> None:
     assert parse_meta(line) == expected
 
 
@@ -134,22 +132,30 @@ def test_table_does_not_wrap_when_it_fits() -> None:
 
 CATALOG = pb.Catalog(
     nodes=[
-        pb.NodeInfo(node_id=i, address=f"127.0.0.1:{26256 + i}",
-                    locality=pb.Locality(tiers=[pb.LocalityTier(key="region", value=r),
-                                                pb.LocalityTier(key="zone", value=z)]))
+        pb.NodeInfo(
+            node_id=i,
+            address=f"127.0.0.1:{26256 + i}",
+            locality=pb.Locality(
+                tiers=[pb.LocalityTier(key="region", value=r), pb.LocalityTier(key="zone", value=z)]
+            ),
+        )
         for i, r, z in [(1, "eu", "a"), (2, "eu", "b"), (3, "us", "a")]
     ],
     tables=[
         pb.TableDescriptor(
             name="users",
             create_sql="CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-                       "email TEXT UNIQUE, score REAL DEFAULT 0, misc)",
-            index_sql=["CREATE UNIQUE INDEX users_email ON users(email)",
-                       "CREATE INDEX users_name ON users(lower(name) DESC) WHERE score > 1"],
+            "email TEXT UNIQUE, score REAL DEFAULT 0, misc)",
+            index_sql=[
+                "CREATE UNIQUE INDEX users_email ON users(email)",
+                "CREATE INDEX users_name ON users(lower(name) DESC) WHERE score > 1",
+            ],
         ),
-        pb.TableDescriptor(name="orders",
-                           create_sql="CREATE TABLE orders(user_id INT, n INT, total REAL, "
-                                      "PRIMARY KEY (user_id, n))"),
+        pb.TableDescriptor(
+            name="orders",
+            create_sql="CREATE TABLE orders(user_id INT, n INT, total REAL, "
+            "PRIMARY KEY (user_id, n))",
+        ),
     ],
     ranges=[
         pb.RangeDescriptor(range_id=2, table="users", replicas=[1, 2, 3], generation=1),
@@ -168,8 +174,14 @@ def _status(*, down: int = 0) -> pb.ClusterStatusResponse:
             continue
         for rid in (1, 2, 3, 4):
             leader = {1: 3, 2: 1, 3: 2, 4: 2}[rid]
-            node.replicas.add(range_id=rid, is_leader=leader == info.node_id, leader=leader,
-                              applied_index=10 * rid, commit_index=10 * rid, term=rid)
+            node.replicas.add(
+                range_id=rid,
+                is_leader=leader == info.node_id,
+                leader=leader,
+                applied_index=10 * rid,
+                commit_index=10 * rid,
+                term=rid,
+            )
     return resp
 
 
@@ -352,11 +364,13 @@ class FakeConnection:
         self.closed = True
 
 
-def _shell(conn: FakeConnection | None = None, fmt: str = "table"
-           ) -> tuple[shell_mod.Shell, io.StringIO, io.StringIO]:
+def _shell(
+    conn: FakeConnection | None = None, fmt: str = "table"
+) -> tuple[shell_mod.Shell, io.StringIO, io.StringIO]:
     out, err = io.StringIO(), io.StringIO()
-    sh = shell_mod.Shell("127.0.0.1:1", conn or FakeConnection(), shell_mod._State(fmt=fmt),
-                         out, err)  # type: ignore[arg-type]
+    sh = shell_mod.Shell(
+        "127.0.0.1:1", conn or FakeConnection(), shell_mod._State(fmt=fmt), out, err
+    )  # type: ignore[arg-type]
     return sh, out, err
 
 
@@ -365,7 +379,10 @@ def test_script_runs_meta_commands_and_sql_with_null_text_and_expanded() -> None
     code = sh.run_texts(["\\set null (null)\n\\x\nSELECT a, b FROM t;"], "stop")
     assert code == 0, err.getvalue()
     assert out.getvalue().splitlines() == [
-        "Expanded display is on.", "-[ RECORD 1 ]", "a | 1", "b | (null)"
+        "Expanded display is on.",
+        "-[ RECORD 1 ]",
+        "a | 1",
+        "b | (null)",
     ]
 
 
