@@ -249,7 +249,7 @@ class Catalog(_message.Message):
     def __init__(self, version: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., tables: _Optional[_Iterable[_Union[TableDescriptor, _Mapping]]] = ..., ranges: _Optional[_Iterable[_Union[RangeDescriptor, _Mapping]]] = ..., max_range_id: _Optional[int] = ...) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("proposer", "request_id", "session_id", "seq", "write", "read", "meta", "check")
+    __slots__ = ("proposer", "request_id", "session_id", "seq", "write", "read", "meta", "check", "barrier")
     PROPOSER_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -258,6 +258,7 @@ class Command(_message.Message):
     READ_FIELD_NUMBER: _ClassVar[int]
     META_FIELD_NUMBER: _ClassVar[int]
     CHECK_FIELD_NUMBER: _ClassVar[int]
+    BARRIER_FIELD_NUMBER: _ClassVar[int]
     proposer: int
     request_id: int
     session_id: str
@@ -266,7 +267,12 @@ class Command(_message.Message):
     read: SqlRead
     meta: MetaOp
     check: ChecksumOp
-    def __init__(self, proposer: _Optional[int] = ..., request_id: _Optional[int] = ..., session_id: _Optional[str] = ..., seq: _Optional[int] = ..., write: _Optional[_Union[SqlWrite, _Mapping]] = ..., read: _Optional[_Union[SqlRead, _Mapping]] = ..., meta: _Optional[_Union[MetaOp, _Mapping]] = ..., check: _Optional[_Union[ChecksumOp, _Mapping]] = ...) -> None: ...
+    barrier: Barrier
+    def __init__(self, proposer: _Optional[int] = ..., request_id: _Optional[int] = ..., session_id: _Optional[str] = ..., seq: _Optional[int] = ..., write: _Optional[_Union[SqlWrite, _Mapping]] = ..., read: _Optional[_Union[SqlRead, _Mapping]] = ..., meta: _Optional[_Union[MetaOp, _Mapping]] = ..., check: _Optional[_Union[ChecksumOp, _Mapping]] = ..., barrier: _Optional[_Union[Barrier, _Mapping]] = ...) -> None: ...
+
+class Barrier(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class ChecksumOp(_message.Message):
     __slots__ = ()
@@ -512,6 +518,32 @@ class EnsureReplicasRequest(_message.Message):
 class EnsureReplicasResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class SnapshotChunk(_message.Message):
+    __slots__ = ("range_id", "from_node", "leader_term", "index", "term", "total_bytes", "data")
+    RANGE_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_NODE_FIELD_NUMBER: _ClassVar[int]
+    LEADER_TERM_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    range_id: int
+    from_node: int
+    leader_term: int
+    index: int
+    term: int
+    total_bytes: int
+    data: bytes
+    def __init__(self, range_id: _Optional[int] = ..., from_node: _Optional[int] = ..., leader_term: _Optional[int] = ..., index: _Optional[int] = ..., term: _Optional[int] = ..., total_bytes: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class SnapshotAck(_message.Message):
+    __slots__ = ("installed_index", "error")
+    INSTALLED_INDEX_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    installed_index: int
+    error: Error
+    def __init__(self, installed_index: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
 
 class ChecksumRequest(_message.Message):
     __slots__ = ("range_id", "index", "wait_seconds")

@@ -390,6 +390,11 @@ class InternalStub:
                 request_serializer=atlasql__pb2.ChecksumRequest.SerializeToString,
                 response_deserializer=atlasql__pb2.ChecksumResponse.FromString,
                 _registered_method=True)
+        self.InstallSnapshot = channel.stream_unary(
+                '/atlasql.v1.Internal/InstallSnapshot',
+                request_serializer=atlasql__pb2.SnapshotChunk.SerializeToString,
+                response_deserializer=atlasql__pb2.SnapshotAck.FromString,
+                _registered_method=True)
 
 
 class InternalServicer:
@@ -437,6 +442,14 @@ class InternalServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def InstallSnapshot(self, request_iterator, context):
+        """A leader streams a replica snapshot (a SQLite file made with the backup API) to a
+        follower whose log is behind the leader's compacted log.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InternalServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -474,6 +487,11 @@ def add_InternalServicer_to_server(servicer, server):
                     servicer.GetChecksum,
                     request_deserializer=atlasql__pb2.ChecksumRequest.FromString,
                     response_serializer=atlasql__pb2.ChecksumResponse.SerializeToString,
+            ),
+            'InstallSnapshot': grpc.stream_unary_rpc_method_handler(
+                    servicer.InstallSnapshot,
+                    request_deserializer=atlasql__pb2.SnapshotChunk.FromString,
+                    response_serializer=atlasql__pb2.SnapshotAck.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -665,6 +683,33 @@ class Internal:
             '/atlasql.v1.Internal/GetChecksum',
             atlasql__pb2.ChecksumRequest.SerializeToString,
             atlasql__pb2.ChecksumResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InstallSnapshot(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/atlasql.v1.Internal/InstallSnapshot',
+            atlasql__pb2.SnapshotChunk.SerializeToString,
+            atlasql__pb2.SnapshotAck.FromString,
             options,
             channel_credentials,
             insecure,

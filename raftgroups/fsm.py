@@ -32,7 +32,7 @@ def result_to_proto(res: StatementResult, index: int) -> pb.CommandResult:
     return out
 
 
-def apply(engine: Engine, command: pb.Command, index: int) -> pb.CommandResult:
+def apply(engine: Engine, command: pb.Command, index: int, term: int = 0) -> pb.CommandResult:
     """Apply one committed entry at ``index``; returns what the proposer reports back.
 
     Entries at or below the engine's applied index were applied before a restart and are
@@ -65,6 +65,8 @@ def apply(engine: Engine, command: pb.Command, index: int) -> pb.CommandResult:
             res = eng.execute(w.sql, params_from_proto(w.params, w.named_params))
         elif op == "meta":
             res = apply_meta(eng, command.meta)
+        elif op == "barrier":
+            res = StatementResult()
         elif op == "check":
             digest = eng.checksum()
             eng.record_check(index, digest)
@@ -78,4 +80,4 @@ def apply(engine: Engine, command: pb.Command, index: int) -> pb.CommandResult:
             eng.record_session(command.session_id, command.seq, out.SerializeToString())
         return out
 
-    return engine.apply(index, run)
+    return engine.apply(index, run, term)

@@ -21,6 +21,7 @@ import dataclasses
 import functools
 import itertools
 import logging
+import os
 import random
 import threading
 from collections.abc import Callable
@@ -121,6 +122,9 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         self.journal = journal
         self._transport: GroupTransport = self._SyncObj__transport
         self._transport.tryGetReady()
+        self._barrier_pending = False
+        # pysyncobj's own snapshot transfer would pickle the object; ours streams SQLite files.
+        self._SyncObj__serializer.getTransmissionData = lambda node: None
 
     # -- the apply hook ---------------------------------------------------------------------
 
@@ -142,7 +146,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         if cmd.WhichOneof("op") == "read":
             return self._serve_read(cmd, index)
         try:
-            return fsm.apply(self.engine, cmd, index)
+            return fsm.apply(self.engine, cmd, index, self.journal.term_at(index) or 0)
         except Exception as exc:
             self.stop(f"apply failed at index {index}: {exc}")
             raise
@@ -173,10 +177,103 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
                 # Tell the followers to elect now (Raft's TimeoutNow): quiesced followers
                 # would otherwise wait for our node to look dead, and it may not.
                 term = int(self._SyncObj__raftCurrentTerm)
-                for peer in self.peer_ids:
+                for peer in self.peer_ids():
                     self._transport.send_now(peer, {"type": "timeout_now", "term": term})
                 self._SyncObj__setState(_RAFT_STATE.FOLLOWER)
                 self._SyncObj__raftLeader = None
+
+    # -- log compaction and snapshots ---------------------------------------------------------
+
+    def first_index(self) -> int:
+        return int(self.journal[0][1]) if len(self.journal) else 0
+
+    def maybe_compact(self, max_entries: int, keep: int) -> bool:
+        """Drop log entries the engine has durably applied, keeping the last ``keep``.
+
+        Tick thread only. Entries are dropped only up to the engine's applied index, after a
+        checkpoint makes that state durable in the database file; a follower that needs older
+        entries gets a snapshot instead.
+        """
+        if len(self.journal) <= max_entries or self.stopped_reason is not None:
+            return False
+        applied = self.engine.applied_index
+        last_applied = int(self._SyncObj__raftLastApplied)
+        if last_applied - applied > keep and self._isLeader() and not self._barrier_pending:
+            # Only reads/no-ops since the last write: a barrier entry moves the applied index.
+            self._barrier_pending = True
+            self._applyCommand(
+                encode_command(pb.Command(barrier=pb.Barrier())),
+                lambda res, err: setattr(self, "_barrier_pending", False),
+                _COMMAND_TYPE.REGULAR,
+            )
+        target = min(applied, int(self._SyncObj__raftCommitIndex)) - keep
+        first = self.first_index()
+        if target <= first:
+            return False
+        self.engine.checkpoint()
+        self.journal.deleteEntriesTo(target - first)
+        log.info("range %d: log compacted to start at %d", self.range_id, self.first_index())
+        return True
+
+    def followers_needing_snapshot(self) -> list[int]:
+        """Peers whose next entry is no longer in our log (leader only)."""
+        if not self._isLeader() or self.stopped_reason is not None:
+            return []
+        first = self.first_index()
+        nxt = self._SyncObj__raftNextIndex
+        return [int(p.id) for p in self._SyncObj__otherNodes if nxt.get(p, first + 1) <= first]
+
+    def peer_restarted(self, peer: int) -> None:
+        """``peer``'s node restarted (new incarnation). Tick thread only.
+
+        A restarted peer keeps its acknowledged entries (they are fsync'd), but a peer whose
+        data directory was wiped does not; forget its matchIndex so its "reset" acks are
+        believed and it is caught up (by snapshot if needed). Lowering matchIndex never
+        lowers the commit index, so this is safe either way.
+        """
+        if not self._isLeader():
+            return
+        node = next((n for n in self._SyncObj__otherNodes if int(n.id) == peer), None)
+        if node is not None:
+            self._SyncObj__raftMatchIndex[node] = 0
+
+    def pause_peer(self, peer: int) -> None:
+        """Stop sending AppendEntries to ``peer`` while it receives a snapshot (pysyncobj
+        would otherwise spin trying to send its own snapshot). Tick thread only."""
+        self._SyncObj__connectedNodes.discard(RaftPeer(peer))
+
+    def resume_peer(self, peer: int) -> None:
+        node = next((n for n in self._SyncObj__otherNodes if int(n.id) == peer), None)
+        if node is not None:
+            self._SyncObj__connectedNodes.add(node)
+
+    def install_snapshot(self, path: str, index: int, term: int, leader_term: int) -> int:
+        """Replace this replica's state with a snapshot file (tick thread only).
+
+        Returns the index the replica now holds. A snapshot no newer than what this replica
+        has committed is ignored (the file is deleted).
+        """
+        if self.stopped_reason is not None:
+            raise ReplicaStopped(f"range {self.range_id}: {self.stopped_reason}")
+        if leader_term < int(self._SyncObj__raftCurrentTerm):
+            raise ValueError(f"snapshot from a stale leader (term {leader_term})")
+        if index <= int(self._SyncObj__raftCommitIndex):
+            os.remove(path)
+            return int(self._SyncObj__raftCommitIndex)
+        db_path = self.engine.path
+        self.engine.close()
+        Engine.remove_files(db_path)
+        os.replace(path, db_path)
+        self.engine = Engine(db_path)
+        # The log restarts at the snapshot's position: a placeholder entry carries its term so
+        # the next AppendEntries (prevLogIdx = index) matches.
+        self.journal.clear()
+        self.journal.add(bytes([_COMMAND_TYPE.NO_OP]), index, term)
+        self._SyncObj__raftCommitIndex = index
+        self._SyncObj__raftLastApplied = index
+        self.journal.setRaftCommitIndex(index)
+        log.info("range %d: installed snapshot at index %d (term %d)", self.range_id, index, term)
+        return index
 
     # -- public surface ----------------------------------------------------------------------
 
@@ -265,7 +362,12 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             return False
         if self._isLeader():
             match = self._SyncObj__raftMatchIndex
-            if any(match.get(p, 0) != last for p in self._SyncObj__otherNodes):
+            nxt = self._SyncObj__raftNextIndex
+            connected = self._SyncObj__connectedNodes
+            if any(
+                match.get(p, 0) != last or nxt.get(p, 0) != last + 1 or p not in connected
+                for p in self._SyncObj__otherNodes
+            ):
                 self._quiet_since = None
                 return False
         else:
@@ -294,7 +396,6 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
                 timing.election_min, timing.election_max
             )
 
-    @property
     def peer_ids(self) -> list[int]:
         return [int(n.id) for n in self._SyncObj__otherNodes]
 

@@ -13,6 +13,7 @@ import os
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +31,9 @@ _IDLE_WAIT = 0.01  # tick period of active ranges (heartbeats are 50 ms)
 _SWEEP_PERIOD = 0.25
 _EARLY_MAX = 64  # messages kept per range that has no replica here yet
 _EARLY_RANGES = 256
-_EARLY_TTL = 3.0  # how often quiesced followers check their leader's node liveness
+_EARLY_TTL = 3.0
+_SNAPSHOT_CHUNK = 1024 * 1024
+_SNAPSHOT_TIMEOUT = 600.0  # how often quiesced followers check their leader's node liveness
 
 
 class _Replica:
@@ -52,6 +55,8 @@ class Store:
         resolve: Callable[[int], str | None],
         secret: str = "",
         timing: RaftTiming | None = None,
+        log_max_entries: int = 10_000,
+        log_keep: int = 1_000,
     ) -> None:
         self.node_id = node_id
         self.ranges_dir = os.path.join(data_dir, "ranges")
@@ -64,6 +69,12 @@ class Store:
         self._early: dict[int, collections.deque[tuple[float, int, dict[str, Any]]]] = {}
         self._lock = threading.Lock()
         self._create_lock = threading.Lock()
+        self.log_max_entries = log_max_entries
+        self.log_keep = min(log_keep, max(1, log_max_entries // 2))
+        self._tasks: collections.deque[Callable[[], None]] = collections.deque()
+        self._snapshots_in_flight: set[tuple[int, int]] = set()
+        self.snapshots_sent = 0
+        self.snapshots_installed = 0
         self.transport.on_peer_restart = self._on_peer_restart
         self._live_window = self.timing.election_max
         self._wake_event = threading.Event()
@@ -105,9 +116,15 @@ class Store:
         """A peer came back with a new incarnation: wake our ranges it replicates so their
         leaders tell it who leads before its election timer fires."""
         with self._lock:
-            for range_id, rep in self._replicas.items():
-                if peer in rep.group.peer_ids:
-                    self._active.add(range_id)
+            groups = [rep.group for rep in self._replicas.values() if peer in rep.group.peer_ids()]
+            for group in groups:
+                self._active.add(group.range_id)
+
+        def forget() -> None:
+            for group in groups:
+                group.peer_restarted(peer)
+
+        self._tasks.append(forget)
         self._wake_event.set()
 
     def active_count(self) -> int:
@@ -254,9 +271,15 @@ class Store:
             self._wake_event.wait(_SWEEP_PERIOD if idle else _IDLE_WAIT)
             self._wake_event.clear()
             now = time.monotonic()
+            while self._tasks:
+                try:
+                    self._tasks.popleft()()
+                except Exception:
+                    log.exception("store task failed")
             if now - last_sweep >= _SWEEP_PERIOD:
                 last_sweep = now
                 self._sweep_quiesced()
+                self._housekeeping()
             with self._lock:
                 replicas = [(rid, self._replicas[rid]) for rid in self._active
                             if rid in self._replicas]
@@ -306,6 +329,114 @@ class Store:
                 self._log_failed(str(exc))
                 continue
             self.transport.release()
+
+    # -- compaction and snapshots ----------------------------------------------------------
+
+    def _housekeeping(self) -> None:
+        """Tick thread: compact long logs; start snapshot transfers for lagging followers."""
+        with self._lock:
+            groups = [(rid, self._replicas[rid].group) for rid in self._active
+                      if rid in self._replicas]
+        for rid, group in groups:
+            try:
+                group.maybe_compact(self.log_max_entries, self.log_keep)
+            except LogFailure as exc:
+                self._log_failed(str(exc))
+                return
+            except Exception:
+                log.exception("range %d: compaction failed", rid)
+            for peer in group.followers_needing_snapshot():
+                key = (rid, peer)
+                if key in self._snapshots_in_flight:
+                    continue
+                self._snapshots_in_flight.add(key)
+                group.pause_peer(peer)
+                threading.Thread(
+                    target=self._send_snapshot, args=(rid, peer), daemon=True,
+                    name=f"snapshot-r{rid}-n{peer}",
+                ).start()
+
+    def _send_snapshot(self, range_id: int, peer: int) -> None:
+        """Off the tick thread: back up the range's SQLite file and stream it to ``peer``."""
+        tmp = os.path.join(self.ranges_dir, f".snap-out-r{range_id}-n{peer}-{uuid.uuid4().hex}")
+        try:
+            group = self.get(range_id)
+            leader_term = int(group.raftCurrentTerm)
+            index, term = Engine.backup_to(group.engine.path, tmp)
+            size = os.path.getsize(tmp)
+            log.info("range %d: sending snapshot at %d (%d bytes) to n%d", range_id, index,
+                     size, peer)
+
+            def chunks() -> Any:
+                yield pb.SnapshotChunk(
+                    range_id=range_id, from_node=self.node_id, leader_term=leader_term,
+                    index=index, term=term, total_bytes=size,
+                )
+                with open(tmp, "rb") as f:
+                    while True:
+                        data = f.read(_SNAPSHOT_CHUNK)
+                        if not data:
+                            return
+                        yield pb.SnapshotChunk(data=data)
+
+            ack = self.transport.stream_snapshot(peer, chunks(), timeout=_SNAPSHOT_TIMEOUT)
+            if ack.HasField("error") and ack.error.code:
+                log.warning("range %d: n%d refused snapshot: %s", range_id, peer,
+                            ack.error.message)
+                return
+            self.snapshots_sent += 1
+            # As if the follower had acknowledged up to the snapshot: the leader continues
+            # with normal AppendEntries from there.
+            self._on_message(range_id, peer, {
+                "type": "next_node_idx", "next_node_idx": int(ack.installed_index) + 1,
+                "reset": True, "success": True,
+            })
+        except Exception as exc:  # noqa: BLE001 - retried at the next housekeeping round
+            log.warning("range %d: snapshot to n%d failed: %s", range_id, peer, exc)
+            time.sleep(1.0)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+            def done() -> None:
+                with self._lock:
+                    rep = self._replicas.get(range_id)
+                if rep is not None:
+                    rep.group.resume_peer(peer)
+                self._snapshots_in_flight.discard((range_id, peer))
+
+            self._tasks.append(done)
+            self.activate(range_id)
+
+    def snapshot_path(self, range_id: int) -> str:
+        """Where an incoming snapshot for ``range_id`` is written before installation."""
+        return os.path.join(self.ranges_dir, f".snap-in-r{range_id}-{uuid.uuid4().hex}")
+
+    def install_snapshot(
+        self, range_id: int, path: str, index: int, term: int, leader_term: int,
+        timeout: float = 60.0,
+    ) -> int:
+        """Hand a received snapshot to the tick thread and wait until it is installed."""
+        group = self.get(range_id)
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        def task() -> None:
+            try:
+                box["index"] = group.install_snapshot(path, index, term, leader_term)
+                self.snapshots_installed += 1
+            except Exception as exc:  # noqa: BLE001 - reported to the sender
+                box["error"] = exc
+            finally:
+                done.set()
+
+        self._tasks.append(task)
+        self.activate(range_id)
+        if not done.wait(timeout):
+            raise TimeoutError(f"range {range_id}: snapshot not installed within {timeout}s")
+        if "error" in box:
+            raise box["error"]
+        return int(box["index"])
 
     def _log_failed(self, reason: str) -> None:
         """The durable log failed: nothing produced since the last flush may leave the node,

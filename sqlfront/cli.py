@@ -54,6 +54,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
             advertise=args.advertise or "",
             cluster_secret=secret,
             enable_fault_injection=args.enable_fault_injection,
+            raft_log_max_entries=args.raft_log_max_entries,
         )
     except (ConfigError, OSError) as exc:
         return _die(str(exc))
@@ -232,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rtt-matrix", help="JSON file of inter-region round-trip times (not implemented yet)")
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     p.add_argument("--enable-fault-injection", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--raft-log-max-entries", type=int, default=10_000,
+                   help="compact a range's Raft log past this many entries (default 10000)")
     p.set_defaults(func=_cmd_start)
 
     p = sub.add_parser("init", help="bootstrap a new cluster once its first nodes are up",

@@ -57,6 +57,7 @@ class NodeConfig:
     advertise: str = ""
     cluster_secret: str = ""
     enable_fault_injection: bool = False
+    raft_log_max_entries: int = 10_000
 
     def __post_init__(self) -> None:
         if not 0 < self.node_id < 2**31:
@@ -64,6 +65,8 @@ class NodeConfig:
         parse_hostport(self.listen, "--listen")
         for j in self.join:
             parse_hostport(j, "--join")
+        if self.raft_log_max_entries < 10:
+            raise ConfigError("--raft-log-max-entries: must be at least 10")
         if not self.data_dir:
             raise ConfigError("--data-dir: required")
 

@@ -35,7 +35,7 @@ from raftgroups import (
     Store,
 )
 from router import CatalogCache, ChannelPool, RangeSender, RangeUnavailableError
-from storage import EngineFailure, ValueTypeError, sqlstate
+from storage import Engine, EngineFailure, ValueTypeError, sqlstate
 
 from .config import NodeConfig
 from .gateway import Gateway
@@ -131,6 +131,8 @@ class Node:
             data_dir=config.data_dir,
             resolve=self.resolve,
             secret=config.cluster_secret,
+            log_max_entries=config.raft_log_max_entries,
+            log_keep=max(1, config.raft_log_max_entries // 10),
         )
         self.channels = ChannelPool(metadata)
         self.catalog = CatalogCache()
@@ -731,6 +733,48 @@ class _InternalService(rpc.InternalServicer):  # type: ignore[misc]
                     ) -> pb.ChecksumResponse:
         digest = self._node.local_checksum(request.range_id, request.index, request.wait_seconds)
         return pb.ChecksumResponse(checksum=digest or "")
+
+    def InstallSnapshot(self, request_iterator: Any, context: grpc.ServicerContext  # noqa: N802
+                        ) -> pb.SnapshotAck:
+        store = self._node.store
+        ack = pb.SnapshotAck()
+        header: pb.SnapshotChunk | None = None
+        path = ""
+        received = 0
+        try:
+            f = None
+            for chunk in request_iterator:
+                if header is None:
+                    header = chunk
+                    store.get(header.range_id)  # raises when we hold no replica
+                    path = store.snapshot_path(header.range_id)
+                    f = open(path, "wb")  # noqa: SIM115 - closed below
+                if chunk.data:
+                    assert f is not None
+                    f.write(chunk.data)
+                    received += len(chunk.data)
+            if header is None or f is None:
+                ack.error.code = sqlstate.PROTOCOL_VIOLATION
+                ack.error.message = "empty snapshot stream"
+                return ack
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+            if received != header.total_bytes:
+                raise ValueError(f"snapshot truncated: {received} of {header.total_bytes} bytes")
+            index, term = Engine.snapshot_position(path)
+            if (index, term) != (header.index, header.term):
+                raise ValueError("snapshot header does not match its contents")
+            ack.installed_index = store.install_snapshot(
+                header.range_id, path, index, term, header.leader_term
+            )
+        except Exception as exc:  # noqa: BLE001 - reported to the leader, which retries
+            ack.error.code = sqlstate.RANGE_UNAVAILABLE
+            ack.error.message = f"snapshot not installed: {exc}"
+        finally:
+            if path and os.path.exists(path):
+                os.remove(path)
+        return ack
 
     def EnsureReplicas(self, request: pb.EnsureReplicasRequest, context: grpc.ServicerContext  # noqa: N802
                        ) -> pb.EnsureReplicasResponse:

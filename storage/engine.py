@@ -146,10 +146,18 @@ class Engine:
                 self._conn.execute(pragma)
             self._conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {_INTERNAL_PREFIX}applied("
-                "id INTEGER PRIMARY KEY CHECK (id = 1), applied_index INTEGER NOT NULL)"
+                "id INTEGER PRIMARY KEY CHECK (id = 1), applied_index INTEGER NOT NULL,"
+                " applied_term INTEGER NOT NULL DEFAULT 0)"
             )
+            cols = [r[1] for r in self._conn.execute(
+                f"PRAGMA table_info({_INTERNAL_PREFIX}applied)").fetchall()]
+            if "applied_term" not in cols:
+                self._conn.execute(
+                    f"ALTER TABLE {_INTERNAL_PREFIX}applied ADD COLUMN applied_term INTEGER"
+                    " NOT NULL DEFAULT 0"
+                )
             self._conn.execute(
-                f"INSERT OR IGNORE INTO {_INTERNAL_PREFIX}applied VALUES (1, 0)"
+                f"INSERT OR IGNORE INTO {_INTERNAL_PREFIX}applied VALUES (1, 0, 0)"
             )
             self._conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {_INTERNAL_PREFIX}sessions("
@@ -157,21 +165,26 @@ class Engine:
             )
         except _FATAL as exc:
             raise EngineFailure(f"cannot open {path}: {exc}") from exc
-        self._applied = self._read_applied()
+        self._applied, self._applied_term = self._read_applied()
 
     # -- applied index -----------------------------------------------------------------------
 
-    def _read_applied(self) -> int:
+    def _read_applied(self) -> tuple[int, int]:
         row = self._conn.execute(
-            f"SELECT applied_index FROM {_INTERNAL_PREFIX}applied WHERE id = 1"
+            f"SELECT applied_index, applied_term FROM {_INTERNAL_PREFIX}applied WHERE id = 1"
         ).fetchone()
-        return int(row[0]) if row else 0
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
     @property
     def applied_index(self) -> int:
         return self._applied
 
-    def apply(self, index: int, fn: Callable[[Engine], T]) -> T:
+    @property
+    def applied_term(self) -> int:
+        """The Raft term of the entry at ``applied_index`` (snapshots carry it)."""
+        return self._applied_term
+
+    def apply(self, index: int, fn: Callable[[Engine], T], term: int = 0) -> T:
         """Run ``fn`` and record ``index`` as applied, in one SQLite transaction.
 
         ``fn`` must turn SQL errors into results (``execute`` does); any exception escaping
@@ -185,8 +198,9 @@ class Engine:
                 try:
                     result = fn(self)
                     self._conn.execute(
-                        f"UPDATE {_INTERNAL_PREFIX}applied SET applied_index = ? WHERE id = 1",
-                        (index,),
+                        f"UPDATE {_INTERNAL_PREFIX}applied SET applied_index = ?, applied_term = ?"
+                        " WHERE id = 1",
+                        (index, term),
                     )
                     self._conn.execute("COMMIT")
                 except BaseException:
@@ -195,7 +209,7 @@ class Engine:
                     raise
             except _FATAL as exc:
                 raise EngineFailure(f"{self.path}: {exc}") from exc
-            self._applied = index
+            self._applied, self._applied_term = index, term
             return result
 
     # -- statements ----------------------------------------------------------------------------
@@ -337,6 +351,54 @@ class Engine:
             except apsw.SQLError:
                 return None
             return str(row[0]) if row else None
+
+    # -- snapshots -----------------------------------------------------------------------------
+
+    def checkpoint(self) -> None:
+        """Make every applied transaction durable in the database file (before the Raft log
+        entries it covers may be deleted)."""
+        with self._lock:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(FULL)")
+            except _FATAL as exc:
+                raise EngineFailure(f"{self.path}: checkpoint failed: {exc}") from exc
+
+    @staticmethod
+    def backup_to(source_path: str, dest_path: str) -> tuple[int, int]:
+        """Copy the database at ``source_path`` into ``dest_path`` with SQLite's backup API,
+        from a separate read connection (one read transaction, so the copy is consistent and
+        writers are not blocked). Returns the copy's (applied index, applied term)."""
+        src = apsw.Connection(source_path, flags=apsw.SQLITE_OPEN_READONLY)
+        dest = apsw.Connection(dest_path)
+        try:
+            with dest.backup("main", src, "main") as backup:
+                backup.step(-1)
+            dest.execute("PRAGMA journal_mode=DELETE")
+            row = dest.execute(
+                f"SELECT applied_index, applied_term FROM {_INTERNAL_PREFIX}applied"
+            ).fetchone()
+        finally:
+            dest.close()
+            src.close()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    @staticmethod
+    def snapshot_position(path: str) -> tuple[int, int]:
+        """(applied index, applied term) recorded in a snapshot file; raises on a bad file."""
+        conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+        try:
+            if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise EngineFailure(f"{path}: snapshot fails quick_check")
+            row = conn.execute(
+                f"SELECT applied_index, applied_term FROM {_INTERNAL_PREFIX}applied"
+            ).fetchone()
+        except apsw.Error as exc:
+            raise EngineFailure(f"{path}: not a replica snapshot: {exc}") from exc
+        finally:
+            conn.close()
+        if not row:
+            raise EngineFailure(f"{path}: snapshot has no applied index")
+        return int(row[0]), int(row[1])
 
     # -- maintenance ---------------------------------------------------------------------------
 

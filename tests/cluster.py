@@ -57,10 +57,12 @@ def atlasql(*args: str, timeout: float = 60.0, input: str | None = None
 class Cluster:
     """N node processes. Node ids are 1..N."""
 
-    def __init__(self, root: Path, n: int = 3, secret: str = "test-secret") -> None:
+    def __init__(self, root: Path, n: int = 3, secret: str = "test-secret",
+                 extra_args: tuple[str, ...] = ()) -> None:
         self.root = root
         self.n = n
         self.secret = secret
+        self.extra_args = extra_args
         self.ports = {i: free_port() for i in range(1, n + 1)}
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -86,6 +88,7 @@ class Cluster:
                 "--data-dir", str(self.data_dir(i)),
                 "--log-level", "info",
                 "--enable-fault-injection",
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
