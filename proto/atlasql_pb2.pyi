@@ -519,6 +519,24 @@ class EnsureReplicasResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class TransferLeaderRequest(_message.Message):
+    __slots__ = ("range_id", "target", "timeout_seconds")
+    RANGE_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    range_id: int
+    target: int
+    timeout_seconds: float
+    def __init__(self, range_id: _Optional[int] = ..., target: _Optional[int] = ..., timeout_seconds: _Optional[float] = ...) -> None: ...
+
+class TransferLeaderResponse(_message.Message):
+    __slots__ = ("leader", "error")
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    leader: int
+    error: Error
+    def __init__(self, leader: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+
 class SnapshotChunk(_message.Message):
     __slots__ = ("range_id", "from_node", "leader_term", "index", "term", "total_bytes", "data")
     RANGE_ID_FIELD_NUMBER: _ClassVar[int]

@@ -395,6 +395,11 @@ class InternalStub:
                 request_serializer=atlasql__pb2.SnapshotChunk.SerializeToString,
                 response_deserializer=atlasql__pb2.SnapshotAck.FromString,
                 _registered_method=True)
+        self.TransferLeader = channel.unary_unary(
+                '/atlasql.v1.Internal/TransferLeader',
+                request_serializer=atlasql__pb2.TransferLeaderRequest.SerializeToString,
+                response_deserializer=atlasql__pb2.TransferLeaderResponse.FromString,
+                _registered_method=True)
 
 
 class InternalServicer:
@@ -450,6 +455,14 @@ class InternalServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TransferLeader(self, request, context):
+        """Ask a range's leader to hand leadership to `target` (Raft TimeoutNow, retried until the
+        target has caught up). Answers NOT_LEADER with a hint when sent to a non-leader.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InternalServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -492,6 +505,11 @@ def add_InternalServicer_to_server(servicer, server):
                     servicer.InstallSnapshot,
                     request_deserializer=atlasql__pb2.SnapshotChunk.FromString,
                     response_serializer=atlasql__pb2.SnapshotAck.SerializeToString,
+            ),
+            'TransferLeader': grpc.unary_unary_rpc_method_handler(
+                    servicer.TransferLeader,
+                    request_deserializer=atlasql__pb2.TransferLeaderRequest.FromString,
+                    response_serializer=atlasql__pb2.TransferLeaderResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -710,6 +728,33 @@ class Internal:
             '/atlasql.v1.Internal/InstallSnapshot',
             atlasql__pb2.SnapshotChunk.SerializeToString,
             atlasql__pb2.SnapshotAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TransferLeader(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atlasql.v1.Internal/TransferLeader',
+            atlasql__pb2.TransferLeaderRequest.SerializeToString,
+            atlasql__pb2.TransferLeaderResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -237,6 +237,12 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         if node is not None:
             self._SyncObj__raftMatchIndex[node] = 0
 
+    def request_transfer(self, target: int) -> bool:
+        """Tick thread: send TimeoutNow to ``target`` if it has caught up; False otherwise."""
+        box: dict[str, int] = {}
+        self.transferLeadership(RaftPeer(target), lambda res, err: box.setdefault("err", err))
+        return box.get("err") == FAIL_REASON.SUCCESS
+
     def pause_peer(self, peer: int) -> None:
         """Stop sending AppendEntries to ``peer`` while it receives a snapshot (pysyncobj
         would otherwise spin trying to send its own snapshot). Tick thread only."""

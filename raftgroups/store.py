@@ -20,7 +20,7 @@ from typing import Any
 from proto import pb
 from storage import Engine
 
-from .errors import RangeNotFoundError, ReplicaStopped
+from .errors import NotLeaderError, RangeNotFoundError, ReplicaStopped
 from .group import RaftTiming, RangeGroup
 from .journal import LogFailure, LogStore, RangeJournal
 from .transport import NodeTransport
@@ -437,6 +437,41 @@ class Store:
         if "error" in box:
             raise box["error"]
         return int(box["index"])
+
+    def transfer_leadership(self, range_id: int, target: int, timeout: float) -> int:
+        """Move ``range_id``'s leadership to ``target``; returns the leader at the end.
+
+        Raises ``NotLeaderError`` if this node does not lead the range. Retries TimeoutNow
+        until the target has caught up, then waits for it to win its election.
+        """
+        group = self.get(range_id)
+        if target == self.node_id:
+            if group.is_leader():
+                return target
+            raise NotLeaderError(range_id, group.leader())
+        if target not in group.peer_ids():
+            raise ValueError(f"n{target} holds no replica of range {range_id}")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if group.leader() == target:
+                return target
+            if not group.is_leader():
+                leader = group.leader()
+                if leader and leader != target:
+                    raise NotLeaderError(range_id, leader)
+            else:
+                sent = threading.Event()
+                box: dict[str, bool] = {}
+
+                def task() -> None:
+                    box["ok"] = group.request_transfer(target)
+                    sent.set()
+
+                self._tasks.append(task)
+                self.activate(range_id)
+                sent.wait(1.0)
+            time.sleep(0.05)
+        return group.leader()
 
     def _log_failed(self, reason: str) -> None:
         """The durable log failed: nothing produced since the last flush may leave the node,

@@ -78,6 +78,9 @@ class RangeSender:
         with self._lock:
             return self._leaders.get(range_id, 0)
 
+    def remember_leader(self, range_id: int, leader: int) -> None:
+        self._remember(range_id, leader)
+
     def _remember(self, range_id: int, leader: int) -> None:
         with self._lock:
             if leader:

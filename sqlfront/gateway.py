@@ -35,6 +35,10 @@ from .dialect import SqlError, parse
 from .rewrite import fill_defaults, nondeterministic_defaults, rewrite_nondeterministic, to_sql
 
 _RESERVED_PREFIXES = ("_atlas", "sqlite_")
+_RELOCATE_RE = re.compile(
+    r"^\s*ALTER\s+RANGE\s+(?P<range>\d+)\s+RELOCATE\s+LEADER\s+TO\s+n?(?P<node>\d+)\s*;?\s*$",
+    re.I,
+)
 _CHECK_RE = re.compile(
     r"^\s*CHECK\s+CONSISTENCY(?:\s+FROM\s+TABLE\s+(?P<table>[A-Za-z_][A-Za-z0-9_]*))?\s*;?\s*$",
     re.I,
@@ -56,6 +60,8 @@ class Cluster(Protocol):
     def ensure_replicas_everywhere(self, nodes: list[int]) -> None: ...
 
     def replica_checksum(self, node: int, range_id: int, index: int) -> str | None: ...
+
+    def relocate_leader(self, range_id: int, target: int, timeout: float = 10.0) -> int: ...
 
 
 def _error(code: str, message: str, position: int = 0, line: int = 0, column: int = 0
@@ -115,6 +121,20 @@ class Gateway:
     # -- entry point -------------------------------------------------------------------------
 
     def execute(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
+        relocate = _RELOCATE_RE.match(request.sql)
+        if relocate:
+            try:
+                leader = self._cluster.relocate_leader(
+                    int(relocate.group("range")), int(relocate.group("node"))
+                )
+            except RangeUnavailableError as exc:
+                return _error(exc.code, exc.message)
+            return pb.ExecuteResponse(
+                columns=["range_id", "leader"],
+                rows=[row_to_proto((int(relocate.group("range")), leader))],
+                rows_affected=-1,
+                returns_rows=True,
+            )
         check = _CHECK_RE.match(request.sql)
         if check:
             try:

@@ -293,6 +293,54 @@ class Node:
             return None
         return resp.checksum or None
 
+    def relocate_leader(self, range_id: int, target: int, timeout: float = 10.0) -> int:
+        """Ask the range's leader (wherever it is) to hand leadership to ``target``."""
+        desc = self.catalog.range(range_id)
+        if desc is None and range_id == META_RANGE_ID:
+            desc = self.meta_descriptor()
+        if desc is None:
+            raise RangeUnavailableError(sqlstate.RANGE_NOT_FOUND, f"no range {range_id}")
+        if target not in desc.replicas:
+            raise RangeUnavailableError(
+                sqlstate.INVALID_PARAMETER,
+                f"n{target} holds no replica of range {range_id} (replicas: "
+                + ", ".join(f"n{r}" for r in desc.replicas) + ")",
+            )
+        deadline = time.monotonic() + timeout
+        order = [self.sender.leader_of(range_id) or desc.replicas[0], *desc.replicas]
+        while time.monotonic() < deadline:
+            node = order.pop(0) if order else desc.replicas[0]
+            request = pb.TransferLeaderRequest(
+                range_id=range_id, target=target,
+                timeout_seconds=max(0.1, deadline - time.monotonic()),
+            )
+            try:
+                if node == self.node_id:
+                    resp = _InternalService(self).TransferLeader(request, None)
+                else:
+                    address = self._resolve_unless_partitioned(node)
+                    if not address:
+                        continue
+                    resp = self.channels.internal(address).TransferLeader(
+                        request, timeout=request.timeout_seconds + 2.0,
+                        metadata=self.channels.metadata,
+                    )
+            except grpc.RpcError:
+                continue
+            if resp.HasField("error") and resp.error.code:
+                if resp.error.code == sqlstate.NOT_LEADER and resp.error.leader_hint:
+                    order.insert(0, resp.error.leader_hint)
+                else:
+                    time.sleep(0.1)
+                continue
+            if resp.leader == target:
+                self.sender.remember_leader(range_id, target)
+                return target
+        raise RangeUnavailableError(
+            sqlstate.RANGE_UNAVAILABLE,
+            f"range {range_id}: leadership did not move to n{target} within {timeout:.0f}s",
+        )
+
     def local_checksum(self, range_id: int, index: int, wait: float) -> str | None:
         deadline = time.monotonic() + min(max(wait, 0.0), 30.0)
         while True:
@@ -775,6 +823,22 @@ class _InternalService(rpc.InternalServicer):  # type: ignore[misc]
             if path and os.path.exists(path):
                 os.remove(path)
         return ack
+
+    def TransferLeader(self, request: pb.TransferLeaderRequest,  # noqa: N802
+                       context: grpc.ServicerContext) -> pb.TransferLeaderResponse:
+        resp = pb.TransferLeaderResponse()
+        try:
+            resp.leader = self._node.store.transfer_leadership(
+                request.range_id, request.target, min(max(request.timeout_seconds, 0.1), 30.0)
+            )
+        except NotLeaderError as exc:
+            resp.error.code = sqlstate.NOT_LEADER
+            resp.error.message = str(exc)
+            resp.error.leader_hint = exc.leader_hint
+        except (RangeNotFoundError, ReplicaStopped, ValueError) as exc:
+            resp.error.code = sqlstate.RANGE_NOT_FOUND
+            resp.error.message = str(exc)
+        return resp
 
     def EnsureReplicas(self, request: pb.EnsureReplicasRequest, context: grpc.ServicerContext  # noqa: N802
                        ) -> pb.EnsureReplicasResponse:
