@@ -36,7 +36,7 @@ _FORBIDDEN_KEYS = frozenset({"transmission", "serialized", "data"})
 
 
 def encode_command(command: pb.Command) -> bytes:
-    return command.SerializeToString()
+    return bytes(command.SerializeToString())
 
 
 def decode_command(data: bytes) -> pb.Command:

@@ -3,7 +3,7 @@
 ::
 
     RaftError
-    ├── NotLeaderError        this replica is not the leader; ``leader_hint`` names who is (0: unknown)
+    ├── NotLeaderError        not the leader; ``leader_hint`` names who is (0: unknown)
     ├── RangeNotFoundError    this node holds no replica of the range
     ├── ProposalTimeout       the entry's fate is unknown (it may still commit): ambiguous
     ├── ProposalDropped       the entry was not committed (lost leadership, queue full)

@@ -36,8 +36,6 @@ from storage import Engine, params_from_proto, row_to_proto
 
 from . import fsm
 from .codec import decode_command, encode_command
-from .meta import read_catalog
-from .safety import clamp_ack, plan_append
 from .errors import (
     CodecError,
     NotLeaderError,
@@ -46,6 +44,8 @@ from .errors import (
     ReplicaStopped,
 )
 from .journal import RangeJournal, install
+from .meta import read_catalog
+from .safety import clamp_ack, plan_append
 from .transport import GroupTransport, NodeTransport, RaftPeer
 
 install()
@@ -136,7 +136,9 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             # NO_OP entries written by each new leader; membership/version entries are never
             # proposed by us and are ignored rather than unpickled.
             if kind != bytes([_COMMAND_TYPE.NO_OP]):
-                log.error("range %d: ignoring foreign entry type %r at %d", self.range_id, kind, index)
+                log.error(
+                    "range %d: ignoring foreign entry type %r at %d", self.range_id, kind, index
+                )
             return None
         try:
             cmd = decode_command(command[1:])
@@ -162,7 +164,9 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         if r.catalog:
             blob = read_catalog(self.engine).SerializeToString()
             return pb.CommandResult(
-                columns=["catalog"], rows=[row_to_proto([blob])], returns_rows=True,
+                columns=["catalog"],
+                rows=[row_to_proto([blob])],
+                returns_rows=True,
                 applied_index=index,
             )
         res = self.engine.query(r.sql, params_from_proto(r.params, r.named_params))
@@ -241,7 +245,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         """Tick thread: send TimeoutNow to ``target`` if it has caught up; False otherwise."""
         box: dict[str, int] = {}
         self.transferLeadership(RaftPeer(target), lambda res, err: box.setdefault("err", err))
-        return box.get("err") == FAIL_REASON.SUCCESS
+        return bool(box.get("err") == FAIL_REASON.SUCCESS)
 
     def pause_peer(self, peer: int) -> None:
         """Stop sending AppendEntries to ``peer`` while it receives a snapshot (pysyncobj
@@ -263,9 +267,10 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             raise ReplicaStopped(f"range {self.range_id}: {self.stopped_reason}")
         if leader_term < int(self._SyncObj__raftCurrentTerm):
             raise ValueError(f"snapshot from a stale leader (term {leader_term})")
-        if index <= int(self._SyncObj__raftCommitIndex):
+        committed = int(self.raftCommitIndex)
+        if index <= committed:
             os.remove(path)
-            return int(self._SyncObj__raftCommitIndex)
+            return committed
         db_path = self.engine.path
         self.engine.close()
         Engine.remove_files(db_path)

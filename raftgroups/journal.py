@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import apsw
 import pysyncobj.syncobj
@@ -109,8 +109,12 @@ class LogStore:
                 "SELECT term, voted_for, commit_index FROM hardstate WHERE range_id = ?",
                 (range_id,),
             ).fetchone()
-        entries = [(bytes(d), int(i), int(t)) for d, i, t in rows]
-        state = (int(hs[0]), None if hs[1] is None else int(hs[1]), int(hs[2])) if hs else (0, None, 1)
+        entries = [
+            (bytes(cast(bytes, d)), int(cast(int, i)), int(cast(int, t))) for d, i, t in rows
+        ]
+        state = (
+            (int(hs[0]), None if hs[1] is None else int(hs[1]), int(hs[2])) if hs else (0, None, 1)
+        )
         return entries, state
 
     def append(self, range_id: int, entry: Entry) -> None:

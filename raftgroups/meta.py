@@ -65,9 +65,7 @@ def apply_meta(engine: Engine, op: pb.MetaOp) -> StatementResult:
         return StatementResult(rows_affected=1)
     if kind == "create_table":
         ct = op.create_table
-        exists = _q(
-            engine, "SELECT 1 FROM _atlas_meta_tables WHERE name = ?", (ct.name,)
-        ).rows
+        exists = _q(engine, "SELECT 1 FROM _atlas_meta_tables WHERE name = ?", (ct.name,)).rows
         if exists:
             if ct.if_not_exists:
                 return StatementResult(rows_affected=0, columns=("range_id",), rows=((0,),))
@@ -124,13 +122,9 @@ def apply_meta(engine: Engine, op: pb.MetaOp) -> StatementResult:
 def read_catalog(engine: Engine) -> pb.Catalog:
     """The whole catalog as of the engine's applied state."""
     cat = pb.Catalog()
-    if not engine.query(
-        "SELECT 1 FROM sqlite_schema WHERE name = '_atlas_meta_version'"
-    ).rows:
+    if not engine.query("SELECT 1 FROM sqlite_schema WHERE name = '_atlas_meta_version'").rows:
         return cat
-    version, max_id = engine.query(
-        "SELECT version, max_range_id FROM _atlas_meta_version"
-    ).rows[0]
+    version, max_id = engine.query("SELECT version, max_range_id FROM _atlas_meta_version").rows[0]
     cat.version = int(version)
     cat.max_range_id = int(max_id)
     for node_id, address, locality in engine.query(

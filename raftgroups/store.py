@@ -281,8 +281,9 @@ class Store:
                 self._sweep_quiesced()
                 self._housekeeping()
             with self._lock:
-                replicas = [(rid, self._replicas[rid]) for rid in self._active
-                            if rid in self._replicas]
+                replicas = [
+                    (rid, self._replicas[rid]) for rid in self._active if rid in self._replicas
+                ]
             for rid, rep in replicas:
                 group = rep.group
                 if group.stopped_reason is not None:
@@ -335,8 +336,9 @@ class Store:
     def _housekeeping(self) -> None:
         """Tick thread: compact long logs; start snapshot transfers for lagging followers."""
         with self._lock:
-            groups = [(rid, self._replicas[rid].group) for rid in self._active
-                      if rid in self._replicas]
+            groups = [
+                (rid, self._replicas[rid].group) for rid in self._active if rid in self._replicas
+            ]
         for rid, group in groups:
             try:
                 group.maybe_compact(self.log_max_entries, self.log_keep)
@@ -352,7 +354,9 @@ class Store:
                 self._snapshots_in_flight.add(key)
                 group.pause_peer(peer)
                 threading.Thread(
-                    target=self._send_snapshot, args=(rid, peer), daemon=True,
+                    target=self._send_snapshot,
+                    args=(rid, peer),
+                    daemon=True,
                     name=f"snapshot-r{rid}-n{peer}",
                 ).start()
 
@@ -364,13 +368,18 @@ class Store:
             leader_term = int(group.raftCurrentTerm)
             index, term = Engine.backup_to(group.engine.path, tmp)
             size = os.path.getsize(tmp)
-            log.info("range %d: sending snapshot at %d (%d bytes) to n%d", range_id, index,
-                     size, peer)
+            log.info(
+                "range %d: sending snapshot at %d (%d bytes) to n%d", range_id, index, size, peer
+            )
 
             def chunks() -> Any:
                 yield pb.SnapshotChunk(
-                    range_id=range_id, from_node=self.node_id, leader_term=leader_term,
-                    index=index, term=term, total_bytes=size,
+                    range_id=range_id,
+                    from_node=self.node_id,
+                    leader_term=leader_term,
+                    index=index,
+                    term=term,
+                    total_bytes=size,
                 )
                 with open(tmp, "rb") as f:
                     while True:
@@ -381,16 +390,21 @@ class Store:
 
             ack = self.transport.stream_snapshot(peer, chunks(), timeout=_SNAPSHOT_TIMEOUT)
             if ack.HasField("error") and ack.error.code:
-                log.warning("range %d: n%d refused snapshot: %s", range_id, peer,
-                            ack.error.message)
+                log.warning("range %d: n%d refused snapshot: %s", range_id, peer, ack.error.message)
                 return
             self.snapshots_sent += 1
             # As if the follower had acknowledged up to the snapshot: the leader continues
             # with normal AppendEntries from there.
-            self._on_message(range_id, peer, {
-                "type": "next_node_idx", "next_node_idx": int(ack.installed_index) + 1,
-                "reset": True, "success": True,
-            })
+            self._on_message(
+                range_id,
+                peer,
+                {
+                    "type": "next_node_idx",
+                    "next_node_idx": int(ack.installed_index) + 1,
+                    "reset": True,
+                    "success": True,
+                },
+            )
         except Exception as exc:  # noqa: BLE001 - retried at the next housekeeping round
             log.warning("range %d: snapshot to n%d failed: %s", range_id, peer, exc)
             time.sleep(1.0)
@@ -413,7 +427,12 @@ class Store:
         return os.path.join(self.ranges_dir, f".snap-in-r{range_id}-{uuid.uuid4().hex}")
 
     def install_snapshot(
-        self, range_id: int, path: str, index: int, term: int, leader_term: int,
+        self,
+        range_id: int,
+        path: str,
+        index: int,
+        term: int,
+        leader_term: int,
         timeout: float = 60.0,
     ) -> int:
         """Hand a received snapshot to the tick thread and wait until it is installed."""
@@ -461,10 +480,9 @@ class Store:
                     raise NotLeaderError(range_id, leader)
             else:
                 sent = threading.Event()
-                box: dict[str, bool] = {}
 
-                def task() -> None:
-                    box["ok"] = group.request_transfer(target)
+                def task(sent: threading.Event = sent) -> None:
+                    group.request_transfer(target)
                     sent.set()
 
                 self._tasks.append(task)

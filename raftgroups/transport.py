@@ -28,7 +28,8 @@ from pysyncobj.transport import Transport
 
 from proto import pb, rpc
 
-from .codec import CodecError, decode_message, encode_message
+from .codec import decode_message, encode_message
+from .errors import CodecError
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +188,9 @@ class NodeTransport:
         self.on_peer_restart: Callable[[int], None] = lambda peer: None
         self.peers: set[int] = set()
         self._hb_stop = threading.Event()
-        self._hb_thread = threading.Thread(target=self._heartbeats, name="node-heartbeat",
-                                           daemon=True)
+        self._hb_thread = threading.Thread(
+            target=self._heartbeats, name="node-heartbeat", daemon=True
+        )
         self._hb_thread.start()
 
     def _heartbeats(self) -> None:

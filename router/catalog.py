@@ -34,7 +34,8 @@ class CatalogCache:
         low = name.lower()
         for t in self.snapshot().tables:
             if t.name.lower() == low:
-                return t
+                found: pb.TableDescriptor = t
+                return found
         return None
 
     def ranges_of(self, table: str) -> list[pb.RangeDescriptor]:
@@ -44,11 +45,13 @@ class CatalogCache:
     def range(self, range_id: int) -> pb.RangeDescriptor | None:
         for r in self.snapshot().ranges:
             if r.range_id == range_id:
-                return r
+                found: pb.RangeDescriptor = r
+                return found
         return None
 
     def node(self, node_id: int) -> pb.NodeInfo | None:
         for n in self.snapshot().nodes:
             if n.node_id == node_id:
-                return n
+                found: pb.NodeInfo = n
+                return found
         return None

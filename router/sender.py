@@ -25,12 +25,12 @@ from .errors import RangeUnavailableError
 log = logging.getLogger(__name__)
 
 
-
 class LocalReplicas(Protocol):
     """What the sender needs from the node's store (declared by the consumer)."""
 
-    def propose_local(self, range_id: int, command: pb.Command, timeout: float) -> pb.RangeResponse:
-        ...
+    def propose_local(
+        self, range_id: int, command: pb.Command, timeout: float
+    ) -> pb.RangeResponse: ...
 
 
 class ChannelPool:
@@ -143,8 +143,11 @@ class RangeSender:
                     if hint and hint not in tried and hint in desc.replicas:
                         order.insert(0, hint)
                     continue
-                if code in (sqlstate.RANGE_UNAVAILABLE, sqlstate.RANGE_NOT_FOUND,
-                            sqlstate.AMBIGUOUS_RESULT):
+                if code in (
+                    sqlstate.RANGE_UNAVAILABLE,
+                    sqlstate.RANGE_NOT_FOUND,
+                    sqlstate.AMBIGUOUS_RESULT,
+                ):
                     if self.leader_of(desc.range_id) == node:
                         self._remember(desc.range_id, 0)
                     continue

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "proto")
     args = parser.parse_args(argv)
     for path in generate(args.out):
-        print(f"wrote {path.relative_to(args.out.parent) if path.is_relative_to(args.out.parent) else path}")
+        print(f"wrote {path}")
     return 0
 
 

@@ -133,14 +133,24 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from .format import format_result
 
     loc = ",".join(f"{t.key}={t.value}" for t in resp.node.locality.tiers)
-    print(f"node n{resp.node.node_id} at {resp.node.address} ({loc}) cluster {resp.node.cluster_id or '-'}")
+    cluster_id = resp.node.cluster_id or "-"
+    print(f"node n{resp.node.node_id} at {resp.node.address} ({loc}) cluster {cluster_id}")
     rows = [
-        (r.range_id, "yes" if r.is_leader else "no", f"n{r.leader}" if r.leader else "-",
-         r.term, r.commit_index, r.applied_index)
+        (
+            r.range_id,
+            "yes" if r.is_leader else "no",
+            f"n{r.leader}" if r.leader else "-",
+            r.term,
+            r.commit_index,
+            r.applied_index,
+        )
         for r in resp.replicas
     ]
-    print(format_result(["range", "leader here", "leader", "term", "commit", "applied"], rows,
-                        args.format))
+    print(
+        format_result(
+            ["range", "leader here", "leader", "term", "commit", "applied"], rows, args.format
+        )
+    )
     return 0
 
 
@@ -222,40 +232,79 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("start", help="run a node", description="Run one atlasql node.")
-    p.add_argument("--node-id", type=int, required=True, help="this node's id (a positive integer, unique in the cluster)")
-    p.add_argument("--locality", default="region=local", help="region=R[,zone=Z]: where this node runs (default region=local)")
+    p.add_argument(
+        "--node-id",
+        type=int,
+        required=True,
+        help="this node's id (a positive integer, unique in the cluster)",
+    )
+    p.add_argument(
+        "--locality",
+        default="region=local",
+        help="region=R[,zone=Z]: where this node runs (default region=local)",
+    )
     p.add_argument("--listen", required=True, help="HOST:PORT for gRPC (clients and peers)")
     p.add_argument("--advertise", help="HOST:PORT peers should use, if not --listen")
     p.add_argument("--join", default="", help="HOST:PORT[,...] of other nodes to contact")
     p.add_argument("--data-dir", required=True, help="directory for this node's replicas and state")
-    p.add_argument("--cluster-secret", default="", help="shared secret for node-to-node traffic (or ATLASQL_CLUSTER_SECRET)")
-    p.add_argument("--cluster-secret-file", default="", help="read the cluster secret from this file")
-    p.add_argument("--rtt-matrix", help="JSON file of inter-region round-trip times (not implemented yet)")
+    p.add_argument(
+        "--cluster-secret",
+        default="",
+        help="shared secret for node-to-node traffic (or ATLASQL_CLUSTER_SECRET)",
+    )
+    p.add_argument(
+        "--cluster-secret-file", default="", help="read the cluster secret from this file"
+    )
+    p.add_argument(
+        "--rtt-matrix", help="JSON file of inter-region round-trip times (not implemented yet)"
+    )
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     p.add_argument("--enable-fault-injection", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--raft-log-max-entries", type=int, default=10_000,
-                   help="compact a range's Raft log past this many entries (default 10000)")
+    p.add_argument(
+        "--raft-log-max-entries",
+        type=int,
+        default=10_000,
+        help="compact a range's Raft log past this many entries (default 10000)",
+    )
     p.set_defaults(func=_cmd_start)
 
-    p = sub.add_parser("init", help="bootstrap a new cluster once its first nodes are up",
-                       description="Bootstrap the cluster: creates the meta range on the first three nodes.")
+    p = sub.add_parser(
+        "init",
+        help="bootstrap a new cluster once its first nodes are up",
+        description="Bootstrap the cluster: creates the meta range on the first three nodes.",
+    )
     p.add_argument("--host", required=True, help="HOST:PORT of any started node")
     p.add_argument("--timeout", type=float, default=30.0)
     p.set_defaults(func=_cmd_init)
 
-    p = sub.add_parser("sql", help="interactive SQL shell (or run -e statements)",
-                       description="Run SQL against a cluster: interactive, from -e, or from stdin.")
+    p = sub.add_parser(
+        "sql",
+        help="interactive SQL shell (or run -e statements)",
+        description="Run SQL against a cluster: interactive, from -e, or from stdin.",
+    )
     p.add_argument("--host", required=True, help="HOST:PORT[,HOST:PORT...] of nodes to use")
-    p.add_argument("-e", "--execute", action="append", metavar="SQL", help="run SQL and exit (repeatable)")
+    p.add_argument(
+        "-e", "--execute", action="append", metavar="SQL", help="run SQL and exit (repeatable)"
+    )
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--on-error", choices=["stop", "continue"], default="stop")
     p.set_defaults(func=_cmd_sql)
 
-    p = sub.add_parser("demo", help="start an embedded local cluster and open the shell",
-                       description="Start an embedded local cluster in a temporary directory.")
+    p = sub.add_parser(
+        "demo",
+        help="start an embedded local cluster and open the shell",
+        description="Start an embedded local cluster in a temporary directory.",
+    )
     p.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
-    p.add_argument("--global", dest="global_", action="store_true", help="3 regions with simulated latency (not implemented yet)")
-    p.add_argument("-e", "--execute", action="append", metavar="SQL", help="run SQL and exit (repeatable)")
+    p.add_argument(
+        "--global",
+        dest="global_",
+        action="store_true",
+        help="3 regions with simulated latency (not implemented yet)",
+    )
+    p.add_argument(
+        "-e", "--execute", action="append", metavar="SQL", help="run SQL and exit (repeatable)"
+    )
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--log-level", default="error", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=_cmd_demo)

@@ -64,8 +64,9 @@ class Cluster(Protocol):
     def relocate_leader(self, range_id: int, target: int, timeout: float = 10.0) -> int: ...
 
 
-def _error(code: str, message: str, position: int = 0, line: int = 0, column: int = 0
-           ) -> pb.ExecuteResponse:
+def _error(
+    code: str, message: str, position: int = 0, line: int = 0, column: int = 0
+) -> pb.ExecuteResponse:
     resp = pb.ExecuteResponse()
     resp.error.code = code
     resp.error.message = message
@@ -95,7 +96,7 @@ def _from_result(res: pb.CommandResult) -> pb.ExecuteResponse:
     return resp
 
 
-def _table_names(tree: exp.Expression) -> list[str]:
+def _table_names(tree: exp.Expr) -> list[str]:
     """Names of real tables referenced (CTE names excluded), in order of appearance."""
     ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
     names: list[str] = []
@@ -109,8 +110,9 @@ def _table_names(tree: exp.Expression) -> list[str]:
 
 
 class Gateway:
-    def __init__(self, cluster: Cluster, *, clock: Callable[[], datetime.datetime] | None = None
-                 ) -> None:
+    def __init__(
+        self, cluster: Cluster, *, clock: Callable[[], datetime.datetime] | None = None
+    ) -> None:
         self._cluster = cluster
         self._clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
         self._rng = random.SystemRandom()
@@ -244,8 +246,9 @@ class Gateway:
             raise StatementError(sqlstate.RANGE_NOT_FOUND, f"table {table} has no range")
         return ranges[0]
 
-    def _read(self, desc: pb.RangeDescriptor, sql: str, request: pb.ExecuteRequest | None
-              ) -> pb.CommandResult:
+    def _read(
+        self, desc: pb.RangeDescriptor, sql: str, request: pb.ExecuteRequest | None
+    ) -> pb.CommandResult:
         read = pb.SqlRead(sql=sql)
         if request is not None:
             read.params.extend(request.params)
@@ -255,21 +258,25 @@ class Gateway:
 
     # -- dispatch ----------------------------------------------------------------------------
 
-    def _dispatch(self, tree: exp.Expression, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
+    def _dispatch(self, tree: exp.Expr, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
         if isinstance(tree, exp.Create):
             kind = (tree.args.get("kind") or "").upper()
             if kind == "TABLE":
                 return self._create_table(tree, request)
             if kind == "INDEX":
                 return self._create_index(tree, request)
-            raise StatementError(sqlstate.FEATURE_NOT_SUPPORTED, f"CREATE {kind} is not supported yet")
+            raise StatementError(
+                sqlstate.FEATURE_NOT_SUPPORTED, f"CREATE {kind} is not supported yet"
+            )
         if isinstance(tree, exp.Drop):
             kind = (tree.args.get("kind") or "").upper()
             if kind == "TABLE":
                 return self._drop_table(tree)
             if kind == "INDEX":
                 return self._drop_index(tree, request)
-            raise StatementError(sqlstate.FEATURE_NOT_SUPPORTED, f"DROP {kind} is not supported yet")
+            raise StatementError(
+                sqlstate.FEATURE_NOT_SUPPORTED, f"DROP {kind} is not supported yet"
+            )
         if isinstance(tree, (exp.Insert, exp.Update, exp.Delete)):
             return self._write(tree, request)
         if isinstance(tree, exp.Query):
@@ -288,14 +295,24 @@ class Gateway:
         if not name:
             raise StatementError(sqlstate.SYNTAX_ERROR, "CREATE TABLE needs a table name")
         if name.lower().startswith(_RESERVED_PREFIXES):
-            raise StatementError(sqlstate.INVALID_NAME, f"table names starting with {name[:6]!r} are reserved")
+            raise StatementError(
+                sqlstate.INVALID_NAME, f"table names starting with {name[:6]!r} are reserved"
+            )
         if tree.args.get("expression") is not None:
-            raise StatementError(sqlstate.FEATURE_NOT_SUPPORTED, "CREATE TABLE ... AS SELECT is not supported yet")
+            raise StatementError(
+                sqlstate.FEATURE_NOT_SUPPORTED, "CREATE TABLE ... AS SELECT is not supported yet"
+            )
         props = tree.args.get("properties")
-        if props is not None and any(isinstance(p, exp.TemporaryProperty) for p in props.expressions):
-            raise StatementError(sqlstate.FEATURE_NOT_SUPPORTED, "temporary tables are not supported")
+        if props is not None and any(
+            isinstance(p, exp.TemporaryProperty) for p in props.expressions
+        ):
+            raise StatementError(
+                sqlstate.FEATURE_NOT_SUPPORTED, "temporary tables are not supported"
+            )
         if isinstance(table_expr, exp.Table) and table_expr.db:
-            raise StatementError(sqlstate.FEATURE_NOT_SUPPORTED, "schema-qualified names are not supported yet")
+            raise StatementError(
+                sqlstate.FEATURE_NOT_SUPPORTED, "schema-qualified names are not supported yet"
+            )
         create_sql = request.sql.strip().rstrip(";").strip()
         replicas = self._cluster.choose_replicas(3)
         if not replicas:
@@ -331,7 +348,9 @@ class Gateway:
         name = table.name if isinstance(table, exp.Table) else ""
         if name.lower().startswith(_RESERVED_PREFIXES):
             raise StatementError(sqlstate.INSUFFICIENT_PRIVILEGE, f"{name} is reserved for atlasql")
-        self._meta(pb.MetaOp(drop_table=pb.DropTable(name=name, if_exists=bool(tree.args.get("exists")))))
+        self._meta(
+            pb.MetaOp(drop_table=pb.DropTable(name=name, if_exists=bool(tree.args.get("exists"))))
+        )
         return pb.ExecuteResponse(rows_affected=-1)
 
     def _create_index(self, tree: exp.Create, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
@@ -345,7 +364,9 @@ class Gateway:
         res = self._cluster.sender.send(desc, self._command(request, write=pb.SqlWrite(sql=sql)))
         if res.HasField("error") and res.error.code:
             return _error(res.error.code, res.error.message)
-        self._meta(pb.MetaOp(add_index=pb.AddIndex(table=table.name, index_sql=sql, index_name=index.name)))
+        self._meta(
+            pb.MetaOp(add_index=pb.AddIndex(table=table.name, index_sql=sql, index_name=index.name))
+        )
         return pb.ExecuteResponse(rows_affected=-1)
 
     def _drop_index(self, tree: exp.Drop, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
@@ -368,7 +389,7 @@ class Gateway:
             return pb.ExecuteResponse(rows_affected=-1)
         raise StatementError(sqlstate.UNDEFINED_OBJECT, f"no such index: {name}")
 
-    def _write(self, tree: exp.Expression, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
+    def _write(self, tree: exp.Expr, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
         target = tree.this
         if isinstance(target, exp.Schema):
             target = target.this
@@ -400,7 +421,7 @@ class Gateway:
         res = self._cluster.sender.send(desc, self._command(request, write=write))
         return _from_result(res)
 
-    def _select(self, tree: exp.Expression, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
+    def _select(self, tree: exp.Expr, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
         names = _table_names(tree)
         if not names:
             return self._local_query(request, {})
@@ -450,7 +471,7 @@ class Gateway:
 
 
 @functools.lru_cache(maxsize=1024)
-def _parse_cached(sql: str) -> tuple[exp.Expression, ...]:
+def _parse_cached(sql: str) -> tuple[exp.Expr, ...]:
     """Parse (and SQLite-check) a statement once per distinct text; trees are never mutated
     afterwards (rewrites work on copies), so sharing them is safe. Errors are not cached."""
     return tuple(parse(sql))

@@ -25,7 +25,6 @@ from grpc_reflection.v1alpha import reflection
 from proto import pb, rpc
 from raftgroups import (
     META_RANGE_ID,
-    read_catalog,
     SECRET_METADATA_KEY,
     NotLeaderError,
     ProposalDropped,
@@ -33,6 +32,7 @@ from raftgroups import (
     RangeNotFoundError,
     ReplicaStopped,
     Store,
+    read_catalog,
 )
 from router import CatalogCache, ChannelPool, RangeSender, RangeUnavailableError
 from storage import Engine, EngineFailure, ValueTypeError, sqlstate
@@ -73,7 +73,9 @@ class _NodeState:
                 )
             self.cluster_id = str(data.get("cluster_id", ""))
             self.meta_replicas = [int(x) for x in data.get("meta_replicas", [])]
-            self.replicas = {int(k): [int(x) for x in v] for k, v in data.get("replicas", {}).items()}
+            self.replicas = {
+                int(k): [int(x) for x in v] for k, v in data.get("replicas", {}).items()
+            }
             self.addresses = {int(k): str(v) for k, v in data.get("addresses", {}).items()}
 
     def save(self) -> None:
@@ -304,14 +306,16 @@ class Node:
             raise RangeUnavailableError(
                 sqlstate.INVALID_PARAMETER,
                 f"n{target} holds no replica of range {range_id} (replicas: "
-                + ", ".join(f"n{r}" for r in desc.replicas) + ")",
+                + ", ".join(f"n{r}" for r in desc.replicas)
+                + ")",
             )
         deadline = time.monotonic() + timeout
         order = [self.sender.leader_of(range_id) or desc.replicas[0], *desc.replicas]
         while time.monotonic() < deadline:
             node = order.pop(0) if order else desc.replicas[0]
             request = pb.TransferLeaderRequest(
-                range_id=range_id, target=target,
+                range_id=range_id,
+                target=target,
                 timeout_seconds=max(0.1, deadline - time.monotonic()),
             )
             try:
@@ -322,7 +326,8 @@ class Node:
                     if not address:
                         continue
                     resp = self.channels.internal(address).TransferLeader(
-                        request, timeout=request.timeout_seconds + 2.0,
+                        request,
+                        timeout=request.timeout_seconds + 2.0,
                         metadata=self.channels.metadata,
                     )
             except grpc.RpcError:
@@ -398,7 +403,11 @@ class Node:
                 changed = True
             self.store.ensure_replica(range_id, peers, campaign=peers[0] == self.node_id)
         for range_id in list(self.state.replicas):
-            if range_id != META_RANGE_ID and range_id not in wanted and range_id <= cat.max_range_id:
+            if (
+                range_id != META_RANGE_ID
+                and range_id not in wanted
+                and range_id <= cat.max_range_id
+            ):
                 del self.state.replicas[range_id]
                 self.store.remove_replica(range_id)
                 changed = True
@@ -487,7 +496,8 @@ class Node:
         targets.discard(self.config.address)
         me = self.info()
         blocked = {
-            self.state.addresses.get(n) for n in range(1, 1 + max(self.state.addresses, default=0))
+            self.state.addresses.get(n)
+            for n in range(1, 1 + max(self.state.addresses, default=0))
             if self.store.transport.faults.drops(n)
         }
         for address in sorted(targets - blocked):
@@ -513,8 +523,9 @@ class Node:
             self._open_meta(campaign=False)
             log.info("n%d joined cluster %s", self.node_id, cid)
         elif cid and self.state.cluster_id and cid != self.state.cluster_id:
-            log.error("n%d: peer n%d belongs to another cluster %s", self.node_id,
-                      resp.node.node_id, cid)
+            log.error(
+                "n%d: peer n%d belongs to another cluster %s", self.node_id, resp.node.node_id, cid
+            )
 
     def _register(self) -> None:
         desc = self.meta_descriptor()
@@ -529,8 +540,7 @@ class Node:
         self._registered = True
         log.info("n%d registered in the catalog", self.node_id)
 
-    def bootstrap(self, cluster_id: str, meta: pb.RangeDescriptor, nodes: list[pb.NodeInfo]
-                  ) -> str:
+    def bootstrap(self, cluster_id: str, meta: pb.RangeDescriptor, nodes: list[pb.NodeInfo]) -> str:
         if self.state.cluster_id and self.state.cluster_id != cluster_id:
             return f"node {self.node_id} already belongs to cluster {self.state.cluster_id}"
         for n in nodes:
@@ -597,7 +607,9 @@ class Node:
                 try:
                     r = self.channels.internal(self.resolve(n) or "").Bootstrap(
                         pb.BootstrapRequest(cluster_id=cluster_id, meta=meta, nodes=infos),
-                        timeout=5.0, metadata=self.channels.metadata, wait_for_ready=True,
+                        timeout=5.0,
+                        metadata=self.channels.metadata,
+                        wait_for_ready=True,
                     )
                     err = r.error.message
                 except grpc.RpcError as exc:
@@ -613,12 +625,13 @@ class Node:
         return pb.InitResponse(cluster_id=cluster_id, meta_replicas=members)
 
 
-class _SqlService(rpc.SQLServicer):  # type: ignore[misc]
+class _SqlService(rpc.SQLServicer):
     def __init__(self, node: Node) -> None:
         self._node = node
 
-    def Execute(self, request: pb.ExecuteRequest, context: grpc.ServicerContext
-                ) -> pb.ExecuteResponse:  # noqa: N802
+    def Execute(
+        self, request: pb.ExecuteRequest, context: grpc.ServicerContext
+    ) -> pb.ExecuteResponse:  # noqa: N802
         try:
             if not self._node.state.cluster_id:
                 resp = pb.ExecuteResponse()
@@ -649,19 +662,20 @@ class _SqlService(rpc.SQLServicer):  # type: ignore[misc]
             return resp
 
 
-class _AdminService(rpc.AdminServicer):  # type: ignore[misc]
+class _AdminService(rpc.AdminServicer):
     def __init__(self, node: Node) -> None:
         self._node = node
 
     def Init(self, request: pb.InitRequest, context: grpc.ServicerContext) -> pb.InitResponse:  # noqa: N802
         return self._node.init_cluster()
 
-    def Status(self, request: pb.StatusRequest, context: grpc.ServicerContext  # noqa: N802
-               ) -> pb.StatusResponse:
+    def Status(
+        self,
+        request: pb.StatusRequest,
+        context: grpc.ServicerContext,  # noqa: N802
+    ) -> pb.StatusResponse:
         node = self._node
-        known = [
-            pb.NodeInfo(node_id=n, address=a) for n, a in sorted(node.state.addresses.items())
-        ]
+        known = [pb.NodeInfo(node_id=n, address=a) for n, a in sorted(node.state.addresses.items())]
         return pb.StatusResponse(
             node=node.info(),
             known_nodes=known,
@@ -669,8 +683,11 @@ class _AdminService(rpc.AdminServicer):  # type: ignore[misc]
             uptime_seconds=time.time() - node.started_at,
         )
 
-    def GetCatalog(self, request: pb.CatalogRequest, context: grpc.ServicerContext  # noqa: N802
-                   ) -> pb.CatalogResponse:
+    def GetCatalog(
+        self,
+        request: pb.CatalogRequest,
+        context: grpc.ServicerContext,  # noqa: N802
+    ) -> pb.CatalogResponse:
         resp = pb.CatalogResponse()
         try:
             self._node.refresh_catalog()
@@ -681,8 +698,11 @@ class _AdminService(rpc.AdminServicer):  # type: ignore[misc]
         resp.catalog.CopyFrom(self._node.catalog.snapshot())
         return resp
 
-    def InjectFault(self, request: pb.FaultRequest, context: grpc.ServicerContext  # noqa: N802
-                    ) -> pb.FaultResponse:
+    def InjectFault(
+        self,
+        request: pb.FaultRequest,
+        context: grpc.ServicerContext,  # noqa: N802
+    ) -> pb.FaultResponse:
         resp = pb.FaultResponse()
         node = self._node
         if not node.config.enable_fault_injection:
@@ -700,12 +720,15 @@ class _AdminService(rpc.AdminServicer):  # type: ignore[misc]
             node.store.log_store.fault_next_write = True
         return resp
 
-    def ClusterStatus(self, request: pb.ClusterStatusRequest,  # noqa: N802
-                      context: grpc.ServicerContext) -> pb.ClusterStatusResponse:
+    def ClusterStatus(
+        self,
+        request: pb.ClusterStatusRequest,  # noqa: N802
+        context: grpc.ServicerContext,
+    ) -> pb.ClusterStatusResponse:
         return self._node.cluster_status()
 
 
-class _InternalService(rpc.InternalServicer):  # type: ignore[misc]
+class _InternalService(rpc.InternalServicer):
     def __init__(self, node: Node) -> None:
         self._node = node
 
@@ -729,8 +752,11 @@ class _InternalService(rpc.InternalServicer):  # type: ignore[misc]
         self._node.store.transport.handle_batch(request)
         return pb.RaftAck()
 
-    def Bootstrap(self, request: pb.BootstrapRequest, context: grpc.ServicerContext  # noqa: N802
-                  ) -> pb.BootstrapResponse:
+    def Bootstrap(
+        self,
+        request: pb.BootstrapRequest,
+        context: grpc.ServicerContext,  # noqa: N802
+    ) -> pb.BootstrapResponse:
         resp = pb.BootstrapResponse()
         if not request.cluster_id or not request.meta.replicas:
             resp.error.code = sqlstate.PROTOCOL_VIOLATION
@@ -742,8 +768,11 @@ class _InternalService(rpc.InternalServicer):  # type: ignore[misc]
             resp.error.message = err
         return resp
 
-    def RangeExecute(self, request: pb.RangeRequest, context: grpc.ServicerContext  # noqa: N802
-                     ) -> pb.RangeResponse:
+    def RangeExecute(
+        self,
+        request: pb.RangeRequest,
+        context: grpc.ServicerContext,  # noqa: N802
+    ) -> pb.RangeResponse:
         if not request.HasField("command") or request.command.WhichOneof("op") is None:
             resp = pb.RangeResponse()
             resp.error.code = sqlstate.PROTOCOL_VIOLATION
@@ -759,8 +788,11 @@ class _InternalService(rpc.InternalServicer):  # type: ignore[misc]
         finally:
             self._node.forward_slots.release()
 
-    def GetCatalog(self, request: pb.CatalogRequest, context: grpc.ServicerContext  # noqa: N802
-                   ) -> pb.CatalogResponse:
+    def GetCatalog(
+        self,
+        request: pb.CatalogRequest,
+        context: grpc.ServicerContext,  # noqa: N802
+    ) -> pb.CatalogResponse:
         resp = pb.CatalogResponse()
         cat = self._node.local_catalog()
         if cat is None:
@@ -777,13 +809,19 @@ class _InternalService(rpc.InternalServicer):  # type: ignore[misc]
             resp.catalog.CopyFrom(cat)
         return resp
 
-    def GetChecksum(self, request: pb.ChecksumRequest, context: grpc.ServicerContext  # noqa: N802
-                    ) -> pb.ChecksumResponse:
+    def GetChecksum(
+        self,
+        request: pb.ChecksumRequest,
+        context: grpc.ServicerContext,  # noqa: N802
+    ) -> pb.ChecksumResponse:
         digest = self._node.local_checksum(request.range_id, request.index, request.wait_seconds)
         return pb.ChecksumResponse(checksum=digest or "")
 
-    def InstallSnapshot(self, request_iterator: Any, context: grpc.ServicerContext  # noqa: N802
-                        ) -> pb.SnapshotAck:
+    def InstallSnapshot(
+        self,
+        request_iterator: Any,
+        context: grpc.ServicerContext,  # noqa: N802
+    ) -> pb.SnapshotAck:
         store = self._node.store
         ack = pb.SnapshotAck()
         header: pb.SnapshotChunk | None = None
@@ -824,8 +862,11 @@ class _InternalService(rpc.InternalServicer):  # type: ignore[misc]
                 os.remove(path)
         return ack
 
-    def TransferLeader(self, request: pb.TransferLeaderRequest,  # noqa: N802
-                       context: grpc.ServicerContext) -> pb.TransferLeaderResponse:
+    def TransferLeader(
+        self,
+        request: pb.TransferLeaderRequest,  # noqa: N802
+        context: grpc.ServicerContext,
+    ) -> pb.TransferLeaderResponse:
         resp = pb.TransferLeaderResponse()
         try:
             resp.leader = self._node.store.transfer_leadership(
@@ -840,7 +881,10 @@ class _InternalService(rpc.InternalServicer):  # type: ignore[misc]
             resp.error.message = str(exc)
         return resp
 
-    def EnsureReplicas(self, request: pb.EnsureReplicasRequest, context: grpc.ServicerContext  # noqa: N802
-                       ) -> pb.EnsureReplicasResponse:
+    def EnsureReplicas(
+        self,
+        request: pb.EnsureReplicasRequest,
+        context: grpc.ServicerContext,  # noqa: N802
+    ) -> pb.EnsureReplicasResponse:
         self._node.reconcile()
         return pb.EnsureReplicasResponse()

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import struct
 import os
 import re
+import struct
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -149,16 +149,18 @@ class Engine:
                 "id INTEGER PRIMARY KEY CHECK (id = 1), applied_index INTEGER NOT NULL,"
                 " applied_term INTEGER NOT NULL DEFAULT 0)"
             )
-            cols = [r[1] for r in self._conn.execute(
-                f"PRAGMA table_info({_INTERNAL_PREFIX}applied)").fetchall()]
+            cols = [
+                r[1]
+                for r in self._conn.execute(
+                    f"PRAGMA table_info({_INTERNAL_PREFIX}applied)"
+                ).fetchall()
+            ]
             if "applied_term" not in cols:
                 self._conn.execute(
                     f"ALTER TABLE {_INTERNAL_PREFIX}applied ADD COLUMN applied_term INTEGER"
                     " NOT NULL DEFAULT 0"
                 )
-            self._conn.execute(
-                f"INSERT OR IGNORE INTO {_INTERNAL_PREFIX}applied VALUES (1, 0, 0)"
-            )
+            self._conn.execute(f"INSERT OR IGNORE INTO {_INTERNAL_PREFIX}applied VALUES (1, 0, 0)")
             self._conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {_INTERNAL_PREFIX}sessions("
                 "session_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, result BLOB NOT NULL)"
@@ -204,7 +206,7 @@ class Engine:
                     )
                     self._conn.execute("COMMIT")
                 except BaseException:
-                    if not self._conn.autocommit:
+                    if self._conn.in_transaction:
                         self._conn.execute("ROLLBACK")
                     raise
             except _FATAL as exc:
@@ -214,9 +216,7 @@ class Engine:
 
     # -- statements ----------------------------------------------------------------------------
 
-    def execute(
-        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
-    ) -> StatementResult:
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> StatementResult:
         """Run one statement inside a savepoint; a SQL error rolls back just this statement."""
         with self._lock:
             self._conn.execute("SAVEPOINT atlas_stmt")
@@ -387,7 +387,8 @@ class Engine:
         """(applied index, applied term) recorded in a snapshot file; raises on a bad file."""
         conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
         try:
-            if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+            check = conn.execute("PRAGMA quick_check").fetchone()
+            if check is None or check[0] != "ok":
                 raise EngineFailure(f"{path}: snapshot fails quick_check")
             row = conn.execute(
                 f"SELECT applied_index, applied_term FROM {_INTERNAL_PREFIX}applied"
@@ -404,7 +405,7 @@ class Engine:
 
     def row_count(self, table: str) -> int:
         row = self._conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()
-        return int(row[0])
+        return int(row[0]) if row else 0
 
     def user_tables(self) -> list[str]:
         rows = self._conn.execute(

@@ -14,13 +14,12 @@ True
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Union
 
 from proto import pb
 
 from .errors import ValueTypeError
 
-SqlValue = Union[None, int, float, str, bytes]
+SqlValue = None | int | float | str | bytes
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -43,8 +42,7 @@ def to_proto(value: object) -> pb.Value:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return pb.Value(blob=bytes(value))
     raise ValueTypeError(
-        f"unsupported parameter type {type(value).__name__}: "
-        "use None, int, float, str or bytes"
+        f"unsupported parameter type {type(value).__name__}: use None, int, float, str or bytes"
     )
 
 

@@ -26,8 +26,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.05
-             ) -> T:
+def wait_for(
+    what: str, fn: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.05
+) -> T:
     """Poll ``fn`` until it returns a truthy value; fail with ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     last_exc: Exception | None = None
@@ -42,8 +43,9 @@ def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 20.0, inter
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last error: {last_exc}")
 
 
-def atlasql(*args: str, timeout: float = 60.0, input: str | None = None
-            ) -> subprocess.CompletedProcess[str]:
+def atlasql(
+    *args: str, timeout: float = 60.0, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the CLI as a user would (``python -m sqlfront.cli`` = the ``atlasql`` script)."""
     return subprocess.run(
         [sys.executable, "-m", "sqlfront.cli", *args],
@@ -57,8 +59,9 @@ def atlasql(*args: str, timeout: float = 60.0, input: str | None = None
 class Cluster:
     """N node processes. Node ids are 1..N."""
 
-    def __init__(self, root: Path, n: int = 3, secret: str = "test-secret",
-                 extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, root: Path, n: int = 3, secret: str = "test-secret", extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.root = root
         self.n = n
         self.secret = secret
@@ -80,13 +83,22 @@ class Cluster:
         env = dict(os.environ, ATLASQL_CLUSTER_SECRET=self.secret)
         self.procs[i] = subprocess.Popen(
             [
-                sys.executable, "-m", "sqlfront.cli", "start",
-                "--node-id", str(i),
-                "--locality", f"region=local,zone=z{i}",
-                "--listen", self.addr(i),
-                "--join", self.addrs(),
-                "--data-dir", str(self.data_dir(i)),
-                "--log-level", "info",
+                sys.executable,
+                "-m",
+                "sqlfront.cli",
+                "start",
+                "--node-id",
+                str(i),
+                "--locality",
+                f"region=local,zone=z{i}",
+                "--listen",
+                self.addr(i),
+                "--join",
+                self.addrs(),
+                "--data-dir",
+                str(self.data_dir(i)),
+                "--log-level",
+                "info",
                 "--enable-fault-injection",
                 *self.extra_args,
             ],

@@ -60,8 +60,9 @@ def test_write_anywhere_read_anywhere_survives_leader_kill(cluster: Cluster) -> 
     c.start(leader)
     wait_for(
         f"n{leader} catching up",
-        lambda: _replica_rows(c, leader, range_id, "SELECT count(*), max(id) FROM t")
-        == [(101, 100)],
+        lambda: (
+            _replica_rows(c, leader, range_id, "SELECT count(*), max(id) FROM t") == [(101, 100)]
+        ),
         timeout=30,
     )
     assert conn.execute("SELECT count(*) FROM t").fetchone() == (101,)
@@ -70,7 +71,9 @@ def test_write_anywhere_read_anywhere_survives_leader_kill(cluster: Cluster) -> 
 def test_random_is_the_same_on_every_replica(cluster: Cluster) -> None:
     c = cluster
     conn = sqlfront.connect(c.addrs())
-    conn.execute("CREATE TABLE r(id INTEGER PRIMARY KEY, x, b BLOB, ts TEXT DEFAULT CURRENT_TIMESTAMP)")
+    conn.execute(
+        "CREATE TABLE r(id INTEGER PRIMARY KEY, x, b BLOB, ts TEXT DEFAULT CURRENT_TIMESTAMP)"
+    )
     conn.execute("INSERT INTO r(id, x, b) VALUES (1, random(), randomblob(8))")
     conn.execute("INSERT INTO r(id, x) VALUES (2, datetime('now'))")
     range_id = _table_range(c, "r")
@@ -79,8 +82,10 @@ def test_random_is_the_same_on_every_replica(cluster: Cluster) -> None:
     for node in (1, 2, 3):
         wait_for(
             f"n{node} replica equal",
-            lambda node=node: _replica_rows(c, node, range_id, "SELECT id, x, b, ts FROM r ORDER BY id")
-            == expected,
+            lambda node=node: (
+                _replica_rows(c, node, range_id, "SELECT id, x, b, ts FROM r ORDER BY id")
+                == expected
+            ),
         )
 
 
@@ -103,7 +108,9 @@ def test_bad_input_gets_clear_errors_and_node_keeps_serving(cluster: Cluster) ->
     assert column.value.sqlstate == "42703" and "nope" in str(column.value)
 
     with pytest.raises(sqlfront.IntegrityError):
-        conn.execute("INSERT INTO t VALUES (1, 'a')") and conn.execute("INSERT INTO t VALUES (1, 'b')")
+        conn.execute("INSERT INTO t VALUES (1, 'a')") and conn.execute(
+            "INSERT INTO t VALUES (1, 'b')"
+        )
 
     # A malformed protobuf request is rejected by the server, which keeps serving.
     import grpc
@@ -129,8 +136,17 @@ def test_bad_input_gets_clear_errors_and_node_keeps_serving(cluster: Cluster) ->
 
 def test_cli_sql_and_init_twice(cluster: Cluster) -> None:
     c = cluster
-    res = atlasql("sql", "--host", c.addr(2), "-e", "CREATE TABLE k(a INTEGER PRIMARY KEY, b)",
-                  "-e", "INSERT INTO k VALUES (1, 'x'), (2, NULL)", "-e", "SELECT * FROM k")
+    res = atlasql(
+        "sql",
+        "--host",
+        c.addr(2),
+        "-e",
+        "CREATE TABLE k(a INTEGER PRIMARY KEY, b)",
+        "-e",
+        "INSERT INTO k VALUES (1, 'x'), (2, NULL)",
+        "-e",
+        "SELECT * FROM k",
+    )
     assert res.returncode == 0, res.stderr
     assert "x" in res.stdout and "(2 rows)" in res.stdout
     again = atlasql("init", "--host", c.addr(1))

@@ -77,7 +77,9 @@ def test_acknowledged_inserts_survive_kill_9_nemesis(cluster: Cluster) -> None:
     conn = sqlfront.connect(c.addrs())
     rows = wait_for(
         "final read",
-        lambda: conn.execute("SELECT client, seq, count(*) FROM ev GROUP BY client, seq").fetchall(),
+        lambda: conn.execute(
+            "SELECT client, seq, count(*) FROM ev GROUP BY client, seq"
+        ).fetchall(),
         timeout=30,
     )
     counts = {(cl, sq): n for cl, sq, n in rows}

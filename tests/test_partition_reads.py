@@ -53,8 +53,11 @@ def test_partitioned_leader_serves_no_stale_read(cluster: Cluster) -> None:
     failover = time.monotonic() - t0
     # Read a little longer through the isolated node, then stop.
     time.sleep(0)  # yield
-    wait_for("reads after the write", lambda: any(s[0] in ("after", "error") for s in seen) or None,
-             timeout=30)
+    wait_for(
+        "reads after the write",
+        lambda: any(s[0] in ("after", "error") for s in seen) or None,
+        timeout=30,
+    )
     stop.set()
     t.join(timeout=30)
     print("reads seen:", {s: seen.count(s) for s in set(seen)})
@@ -64,9 +67,11 @@ def test_partitioned_leader_serves_no_stale_read(cluster: Cluster) -> None:
     # Heal: the old leader catches up and serves the new value.
     c.heal()
     back = sqlfront.connect(c.addr(old_leader))
-    wait_for("healed node serves new value",
-             lambda: back.execute("SELECT v FROM kv WHERE k = 1").fetchone() == ("new",),
-             timeout=30)
+    wait_for(
+        "healed node serves new value",
+        lambda: back.execute("SELECT v FROM kv WHERE k = 1").fetchone() == ("new",),
+        timeout=30,
+    )
 
 
 def test_log_write_failure_stops_the_replica_and_writes_continue(cluster: Cluster) -> None:

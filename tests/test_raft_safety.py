@@ -33,8 +33,9 @@ def _cmd(i: int) -> bytes:
     )
 
 
-def _append(prev: int, prev_term: int, entries: list[tuple[int, int]], commit: int,
-            term: int = 1) -> dict[str, Any]:
+def _append(
+    prev: int, prev_term: int, entries: list[tuple[int, int]], commit: int, term: int = 1
+) -> dict[str, Any]:
     return {
         "type": "append_entries",
         "term": term,
@@ -73,7 +74,10 @@ def test_stale_shorter_resend_does_not_drop_acknowledged_entries(follower: Any) 
     group.deliver(1, _append(1, 0, [(2, 1), (3, 1), (4, 1), (5, 1)], commit=1))
     assert group.journal.last_index == 5
     assert _acks(transport)[-1] == {
-        "type": "next_node_idx", "next_node_idx": 6, "reset": False, "success": True
+        "type": "next_node_idx",
+        "next_node_idx": 6,
+        "reset": False,
+        "success": True,
     }
     # A delayed copy of an earlier, shorter AppendEntries arrives after the longer one.
     group.deliver(1, _append(1, 0, [(2, 1), (3, 1)], commit=3))
