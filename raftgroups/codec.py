@@ -30,6 +30,8 @@ ALLOWED_TYPES = frozenset(
         "apply_command",
         "apply_command_response",
         "timeout_now",
+        "pre_vote",
+        "pre_vote_response",
     }
 )
 _FORBIDDEN_KEYS = frozenset({"transmission", "serialized", "data"})

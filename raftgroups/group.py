@@ -24,6 +24,7 @@ import logging
 import os
 import random
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -123,6 +124,13 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         self._transport: GroupTransport = self._SyncObj__transport
         self._transport.tryGetReady()
         self._barrier_pending = False
+        # Pre-vote (Raft thesis §9.6): an election starts only after a majority said it would
+        # vote, so a node that was cut off cannot depose a healthy leader when it returns.
+        self.is_live: Callable[[int], bool] = lambda node: False
+        self._prevote: tuple[int, set[int]] | None = None
+        self._prevote_won = False
+        self._skip_prevote = False
+        self._last_leader_contact = 0.0
         # pysyncobj's own snapshot transfer would pickle the object; ours streams SQLite files.
         self._SyncObj__serializer.getTransmissionData = lambda node: None
 
@@ -346,9 +354,64 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         raise ProposalDropped(f"range {self.range_id}: proposal dropped (reason {err})")
 
     def campaign_now(self) -> None:
-        """Start an election on the next tick (used for brand-new ranges)."""
+        """Start an election on the next tick (used for brand-new ranges: no pre-vote)."""
+        self._skip_prevote = True
         self._SyncObj__raftElectionDeadline = 0.0
         self._wake()
+
+    # -- pre-vote ----------------------------------------------------------------------------
+
+    def before_tick(self, now: float) -> None:
+        """Tick thread, before each tick: turn a due election into a pre-vote round unless a
+        majority already agreed (or the leader asked us to take over: TimeoutNow)."""
+        if self.stopped_reason is not None or self._isLeader():
+            self._prevote = None
+            return
+        if self._SyncObj__raftElectionDeadline >= now or not self._SyncObj__otherNodes:
+            return
+        if self._prevote_won or self._skip_prevote or self._SyncObj__transferInProgress:
+            self._prevote_won = self._skip_prevote = False
+            return  # let pysyncobj run the real election in this tick
+        term = int(self._SyncObj__raftCurrentTerm) + 1
+        self._prevote = (term, {self.node_id})
+        self._SyncObj__raftElectionDeadline = now + random.uniform(
+            self._timing.election_min, self._timing.election_max
+        )
+        ask = {
+            "type": "pre_vote",
+            "term": term,
+            "last_log_index": self.journal.last_index,
+            "last_log_term": self.journal.term_at(self.journal.last_index) or 0,
+        }
+        for peer in self.peer_ids():
+            self._transport.send_to(peer, dict(ask))
+
+    def _grant_prevote(self, message: dict[str, Any], now: float) -> bool:
+        if self._isLeader() or self.stopped_reason is not None:
+            return False
+        if int(message["term"]) < int(self._SyncObj__raftCurrentTerm):
+            return False
+        ours = (self.journal.term_at(self.journal.last_index) or 0, self.journal.last_index)
+        theirs = (int(message["last_log_term"]), int(message["last_log_index"]))
+        if theirs < ours:
+            return False
+        leader = self._getLeader()
+        if leader is None:
+            return True
+        heard_recently = now - self._last_leader_contact < self._timing.election_min
+        return not heard_recently and not self.is_live(int(leader.id))
+
+    def _on_prevote_response(self, from_node: int, message: dict[str, Any]) -> None:
+        if self._prevote is None or int(message["term"]) != self._prevote[0]:
+            return
+        if not message.get("granted"):
+            return
+        votes = self._prevote[1]
+        votes.add(from_node)
+        if len(votes) * 2 > len(self._SyncObj__otherNodes) + 1:
+            self._prevote = None
+            self._prevote_won = True
+            self._SyncObj__raftElectionDeadline = 0.0
 
     # -- quiescence ------------------------------------------------------------------------
 
@@ -424,7 +487,19 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
     def deliver(self, from_node: int, message: dict[str, Any]) -> None:
         """Hand one peer message to pysyncobj, through the Raft §5.3 guards (``safety``)."""
         mtype = message.get("type")
+        if mtype == "pre_vote":
+            granted = self._grant_prevote(message, time.monotonic())
+            self._transport.send_to(
+                from_node,
+                {"type": "pre_vote_response", "term": int(message["term"]), "granted": granted},
+            )
+            return
+        if mtype == "pre_vote_response":
+            self._on_prevote_response(from_node, message)
+            return
         if mtype == "append_entries":
+            if int(message.get("term", -1)) >= int(self._SyncObj__raftCurrentTerm):
+                self._last_leader_contact = time.monotonic()
             plan = plan_append(
                 message,
                 int(self._SyncObj__raftCurrentTerm),

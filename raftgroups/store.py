@@ -170,6 +170,7 @@ class Store:
             if existing is not None:  # lost a race with another creator
                 group.close()
                 return existing.group
+            group.is_live = self._is_live
             rep = self._replicas[range_id] = _Replica(group)
             now = time.monotonic()
             for t, from_node, message in self._early.pop(range_id, ()):
@@ -306,6 +307,7 @@ class Store:
                                 from_node,
                                 exc_info=True,
                             )
+                    group.before_tick(now)
                     group.tick()
                     if group.has_pending_work():
                         self._wake_event.set()
