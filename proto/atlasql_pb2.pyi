@@ -205,20 +205,22 @@ class ClusterStatusResponse(_message.Message):
     def __init__(self, nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ...) -> None: ...
 
 class RangeDescriptor(_message.Message):
-    __slots__ = ("range_id", "table", "start_key", "end_key", "replicas", "generation")
+    __slots__ = ("range_id", "table", "start_key", "end_key", "replicas", "generation", "non_voters")
     RANGE_ID_FIELD_NUMBER: _ClassVar[int]
     TABLE_FIELD_NUMBER: _ClassVar[int]
     START_KEY_FIELD_NUMBER: _ClassVar[int]
     END_KEY_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
+    NON_VOTERS_FIELD_NUMBER: _ClassVar[int]
     range_id: int
     table: str
     start_key: bytes
     end_key: bytes
     replicas: _containers.RepeatedScalarFieldContainer[int]
     generation: int
-    def __init__(self, range_id: _Optional[int] = ..., table: _Optional[str] = ..., start_key: _Optional[bytes] = ..., end_key: _Optional[bytes] = ..., replicas: _Optional[_Iterable[int]] = ..., generation: _Optional[int] = ...) -> None: ...
+    non_voters: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, range_id: _Optional[int] = ..., table: _Optional[str] = ..., start_key: _Optional[bytes] = ..., end_key: _Optional[bytes] = ..., replicas: _Optional[_Iterable[int]] = ..., generation: _Optional[int] = ..., non_voters: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class TableDescriptor(_message.Message):
     __slots__ = ("table_id", "name", "create_sql", "index_sql", "schema_version")
@@ -249,7 +251,7 @@ class Catalog(_message.Message):
     def __init__(self, version: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., tables: _Optional[_Iterable[_Union[TableDescriptor, _Mapping]]] = ..., ranges: _Optional[_Iterable[_Union[RangeDescriptor, _Mapping]]] = ..., max_range_id: _Optional[int] = ...) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("proposer", "request_id", "session_id", "seq", "write", "read", "meta", "check", "barrier")
+    __slots__ = ("proposer", "request_id", "session_id", "seq", "write", "read", "meta", "check", "barrier", "change_replicas")
     PROPOSER_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -259,6 +261,7 @@ class Command(_message.Message):
     META_FIELD_NUMBER: _ClassVar[int]
     CHECK_FIELD_NUMBER: _ClassVar[int]
     BARRIER_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     proposer: int
     request_id: int
     session_id: str
@@ -268,7 +271,18 @@ class Command(_message.Message):
     meta: MetaOp
     check: ChecksumOp
     barrier: Barrier
-    def __init__(self, proposer: _Optional[int] = ..., request_id: _Optional[int] = ..., session_id: _Optional[str] = ..., seq: _Optional[int] = ..., write: _Optional[_Union[SqlWrite, _Mapping]] = ..., read: _Optional[_Union[SqlRead, _Mapping]] = ..., meta: _Optional[_Union[MetaOp, _Mapping]] = ..., check: _Optional[_Union[ChecksumOp, _Mapping]] = ..., barrier: _Optional[_Union[Barrier, _Mapping]] = ...) -> None: ...
+    change_replicas: ChangeReplicas
+    def __init__(self, proposer: _Optional[int] = ..., request_id: _Optional[int] = ..., session_id: _Optional[str] = ..., seq: _Optional[int] = ..., write: _Optional[_Union[SqlWrite, _Mapping]] = ..., read: _Optional[_Union[SqlRead, _Mapping]] = ..., meta: _Optional[_Union[MetaOp, _Mapping]] = ..., check: _Optional[_Union[ChecksumOp, _Mapping]] = ..., barrier: _Optional[_Union[Barrier, _Mapping]] = ..., change_replicas: _Optional[_Union[ChangeReplicas, _Mapping]] = ...) -> None: ...
+
+class ChangeReplicas(_message.Message):
+    __slots__ = ("voters", "non_voters", "generation")
+    VOTERS_FIELD_NUMBER: _ClassVar[int]
+    NON_VOTERS_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    voters: _containers.RepeatedScalarFieldContainer[int]
+    non_voters: _containers.RepeatedScalarFieldContainer[int]
+    generation: int
+    def __init__(self, voters: _Optional[_Iterable[int]] = ..., non_voters: _Optional[_Iterable[int]] = ..., generation: _Optional[int] = ...) -> None: ...
 
 class Barrier(_message.Message):
     __slots__ = ()
@@ -315,18 +329,32 @@ class SqlRead(_message.Message):
     def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., catalog: _Optional[bool] = ...) -> None: ...
 
 class MetaOp(_message.Message):
-    __slots__ = ("register_node", "create_table", "drop_table", "add_index", "drop_index")
+    __slots__ = ("register_node", "create_table", "drop_table", "add_index", "drop_index", "update_range")
     REGISTER_NODE_FIELD_NUMBER: _ClassVar[int]
     CREATE_TABLE_FIELD_NUMBER: _ClassVar[int]
     DROP_TABLE_FIELD_NUMBER: _ClassVar[int]
     ADD_INDEX_FIELD_NUMBER: _ClassVar[int]
     DROP_INDEX_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_RANGE_FIELD_NUMBER: _ClassVar[int]
     register_node: NodeInfo
     create_table: CreateTable
     drop_table: DropTable
     add_index: AddIndex
     drop_index: DropIndex
-    def __init__(self, register_node: _Optional[_Union[NodeInfo, _Mapping]] = ..., create_table: _Optional[_Union[CreateTable, _Mapping]] = ..., drop_table: _Optional[_Union[DropTable, _Mapping]] = ..., add_index: _Optional[_Union[AddIndex, _Mapping]] = ..., drop_index: _Optional[_Union[DropIndex, _Mapping]] = ...) -> None: ...
+    update_range: UpdateRange
+    def __init__(self, register_node: _Optional[_Union[NodeInfo, _Mapping]] = ..., create_table: _Optional[_Union[CreateTable, _Mapping]] = ..., drop_table: _Optional[_Union[DropTable, _Mapping]] = ..., add_index: _Optional[_Union[AddIndex, _Mapping]] = ..., drop_index: _Optional[_Union[DropIndex, _Mapping]] = ..., update_range: _Optional[_Union[UpdateRange, _Mapping]] = ...) -> None: ...
+
+class UpdateRange(_message.Message):
+    __slots__ = ("range_id", "voters", "non_voters", "generation")
+    RANGE_ID_FIELD_NUMBER: _ClassVar[int]
+    VOTERS_FIELD_NUMBER: _ClassVar[int]
+    NON_VOTERS_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    range_id: int
+    voters: _containers.RepeatedScalarFieldContainer[int]
+    non_voters: _containers.RepeatedScalarFieldContainer[int]
+    generation: int
+    def __init__(self, range_id: _Optional[int] = ..., voters: _Optional[_Iterable[int]] = ..., non_voters: _Optional[_Iterable[int]] = ..., generation: _Optional[int] = ...) -> None: ...
 
 class CreateTable(_message.Message):
     __slots__ = ("name", "create_sql", "replicas", "if_not_exists")

@@ -12,7 +12,14 @@ replica; an engine I/O error raises ``EngineFailure`` and the replica stops.
 from __future__ import annotations
 
 from proto import pb
-from storage import Engine, StatementResult, params_from_proto, row_to_proto, sqlstate
+from storage import (
+    Engine,
+    SqlFailure,
+    StatementResult,
+    params_from_proto,
+    row_to_proto,
+    sqlstate,
+)
 
 from .meta import apply_meta
 
@@ -30,6 +37,36 @@ def result_to_proto(res: StatementResult, index: int) -> pb.CommandResult:
         out.error.code = res.error.code
         out.error.message = res.error.message
     return out
+
+
+def _change_replicas(engine: Engine, change: pb.ChangeReplicas) -> StatementResult:
+    """Validate and record a membership change (deterministic: depends on the stored config)."""
+    current = engine.replica_config()
+    generation = current[2] if current else 1
+    voters = list(change.voters)
+    if change.generation != generation + 1:
+        return StatementResult(
+            error=SqlFailure(
+                sqlstate.SERIALIZATION_FAILURE,
+                f"replica change for generation {change.generation} but the range is at "
+                f"{generation}: retry with a fresh descriptor",
+            )
+        )
+    if current is not None:
+        before, after = set(current[0]), set(voters)
+        if len(before ^ after) > 1:
+            return StatementResult(
+                error=SqlFailure(
+                    sqlstate.INVALID_PARAMETER,
+                    "a replica change may add or remove at most one voter at a time",
+                )
+            )
+    if not voters:
+        return StatementResult(
+            error=SqlFailure(sqlstate.INVALID_PARAMETER, "a range needs at least one voter")
+        )
+    engine.set_replica_config(voters, list(change.non_voters), change.generation)
+    return StatementResult(rows_affected=0)
 
 
 def apply(engine: Engine, command: pb.Command, index: int, term: int = 0) -> pb.CommandResult:
@@ -67,6 +104,8 @@ def apply(engine: Engine, command: pb.Command, index: int, term: int = 0) -> pb.
             res = apply_meta(eng, command.meta)
         elif op == "barrier":
             res = StatementResult()
+        elif op == "change_replicas":
+            res = _change_replicas(eng, command.change_replicas)
         elif op == "check":
             digest = eng.checksum()
             eng.record_check(index, digest)

@@ -87,7 +87,16 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         node_transport: NodeTransport,
         timing: RaftTiming,
         wake: Callable[[], None],
+        non_voters: list[int] | None = None,
     ) -> None:
+        # The membership last applied through the log wins over what the caller was told
+        # (the catalog may lag behind a ChangeReplicas).
+        applied_config = engine.replica_config()
+        if applied_config is not None:
+            peers, non_voters = applied_config[0], applied_config[1]
+        non_voters = [n for n in (non_voters or []) if n not in peers]
+        self.voters = sorted(peers)
+        self.non_voters = sorted(non_voters)
         self.range_id = range_id
         self.node_id = node_id
         self.engine = engine
@@ -115,7 +124,8 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             pollerType="select",
         )
         super().__init__(
-            RaftPeer(node_id),
+            # A non-voter runs pysyncobj's read-only mode: it never votes or campaigns.
+            RaftPeer(node_id) if node_id in peers else None,
             [RaftPeer(p) for p in peers if p != node_id],
             conf=conf,
             transportClass=functools.partial(GroupTransport, node_transport, range_id),
@@ -123,6 +133,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         self.journal = journal
         self._transport: GroupTransport = self._SyncObj__transport
         self._transport.tryGetReady()
+        self._install_non_voters(self.non_voters)
         self._barrier_pending = False
         # Pre-vote (Raft thesis §9.6): an election starts only after a majority said it would
         # vote, so a node that was cut off cannot depose a healthy leader when it returns.
@@ -156,10 +167,85 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         if cmd.WhichOneof("op") == "read":
             return self._serve_read(cmd, index)
         try:
-            return fsm.apply(self.engine, cmd, index, self.journal.term_at(index) or 0)
+            result = fsm.apply(self.engine, cmd, index, self.journal.term_at(index) or 0)
         except Exception as exc:
             self.stop(f"apply failed at index {index}: {exc}")
             raise
+        if cmd.WhichOneof("op") == "change_replicas":
+            config = self.engine.replica_config()
+            if config is not None:
+                self._reconfigure(config[0], config[1])
+        return result
+
+    # -- membership ----------------------------------------------------------------------------
+
+    def _peer_node(self, node_id: int) -> RaftPeer:
+        node: RaftPeer = self._transport.node(node_id)
+        return node
+
+    def _install_non_voters(self, non_voters: list[int]) -> None:
+        now = time.monotonic()
+        last = self.journal.last_index
+        for n in non_voters:
+            if n == self.node_id:
+                continue
+            node = self._peer_node(n)
+            self._SyncObj__readonlyNodes.add(node)
+            self._SyncObj__connectedNodes.add(node)
+            self._SyncObj__raftNextIndex.setdefault(node, last + 1)
+            self._SyncObj__raftMatchIndex.setdefault(node, 0)
+            self._SyncObj__lastResponseTime.setdefault(node, now)
+
+    def _reconfigure(self, voters: list[int], non_voters: list[int]) -> None:
+        """Make pysyncobj's membership match a newly applied ChangeReplicas (tick thread)."""
+        now = time.monotonic()
+        last = self.journal.last_index
+        wanted = {n for n in voters if n != self.node_id}
+        current = {int(n.id) for n in self._SyncObj__otherNodes}
+        for n in wanted - current:
+            node = self._peer_node(n)
+            self._SyncObj__readonlyNodes.discard(node)
+            self._SyncObj__otherNodes.add(node)
+            self._SyncObj__connectedNodes.add(node)
+            self._SyncObj__raftNextIndex.setdefault(node, last + 1)
+            self._SyncObj__raftMatchIndex.setdefault(node, 0)
+            self._SyncObj__lastResponseTime[node] = now
+        for n in current - wanted:
+            node = self._peer_node(n)
+            self._SyncObj__otherNodes.discard(node)
+            if n not in non_voters:
+                self._SyncObj__connectedNodes.discard(node)
+                self._SyncObj__raftNextIndex.pop(node, None)
+                self._SyncObj__raftMatchIndex.pop(node, None)
+        for node in list(self._SyncObj__readonlyNodes):
+            if int(node.id) not in non_voters:
+                self._SyncObj__readonlyNodes.discard(node)
+                self._SyncObj__connectedNodes.discard(node)
+        self._install_non_voters([n for n in non_voters if n not in voters])
+        was_voter = self.node_id in self.voters
+        self.voters, self.non_voters = (
+            sorted(voters),
+            sorted(n for n in non_voters if n not in voters),
+        )
+        is_voter = self.node_id in self.voters
+        self_node: RaftPeer | None = RaftPeer(self.node_id) if was_voter else None
+        if is_voter and not was_voter:
+            self_node = RaftPeer(self.node_id)
+        elif was_voter and not is_voter:
+            if self._isLeader():
+                self._SyncObj__setState(_RAFT_STATE.FOLLOWER)
+                self._SyncObj__raftLeader = None
+            if self.node_id in self.non_voters:
+                self_node = None
+        self._SyncObj__selfNode = self_node
+        if self.node_id not in self.voters and self.node_id not in self.non_voters:
+            self.stop("removed from the range")
+        log.info(
+            "range %d: replicas now voters=%s non-voters=%s",
+            self.range_id,
+            self.voters,
+            self.non_voters,
+        )
 
     def _serve_read(self, cmd: pb.Command, index: int) -> pb.CommandResult | None:
         if cmd.proposer != self.node_id:
@@ -364,7 +450,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
     def before_tick(self, now: float) -> None:
         """Tick thread, before each tick: turn a due election into a pre-vote round unless a
         majority already agreed (or the leader asked us to take over: TimeoutNow)."""
-        if self.stopped_reason is not None or self._isLeader():
+        if self.stopped_reason is not None or self._isLeader() or self._SyncObj__selfNode is None:
             self._prevote = None
             return
         if self._SyncObj__raftElectionDeadline >= now or not self._SyncObj__otherNodes:
@@ -440,7 +526,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             connected = self._SyncObj__connectedNodes
             if any(
                 match.get(p, 0) != last or nxt.get(p, 0) != last + 1 or p not in connected
-                for p in self._SyncObj__otherNodes
+                for p in self._SyncObj__otherNodes | self._SyncObj__readonlyNodes
             ):
                 self._quiet_since = None
                 return False
@@ -471,7 +557,8 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             )
 
     def peer_ids(self) -> list[int]:
-        return [int(n.id) for n in self._SyncObj__otherNodes]
+        nodes = self._SyncObj__otherNodes | self._SyncObj__readonlyNodes
+        return [int(n.id) for n in nodes]
 
     def has_pending_work(self) -> bool:
         """True when another tick right away would make progress (commit or apply)."""

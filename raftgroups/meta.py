@@ -25,7 +25,7 @@ _SCHEMA = (
     " table_name TEXT NOT NULL COLLATE NOCASE, index_sql TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS _atlas_meta_ranges(range_id INTEGER PRIMARY KEY,"
     " table_name TEXT NOT NULL COLLATE NOCASE, start_key BLOB NOT NULL, end_key BLOB NOT NULL,"
-    " replicas TEXT NOT NULL, generation INTEGER NOT NULL)",
+    " replicas TEXT NOT NULL, generation INTEGER NOT NULL, non_voters TEXT NOT NULL DEFAULT '')",
 )
 
 
@@ -80,7 +80,7 @@ def apply_meta(engine: Engine, op: pb.MetaOp) -> StatementResult:
         )
         _q(
             engine,
-            "INSERT INTO _atlas_meta_ranges VALUES (?, ?, x'', x'', ?, 1)",
+            "INSERT INTO _atlas_meta_ranges VALUES (?, ?, x'', x'', ?, 1, '')",
             (range_id, ct.name, ",".join(str(r) for r in ct.replicas)),
         )
         _bump(engine)
@@ -108,6 +108,31 @@ def apply_meta(engine: Engine, op: pb.MetaOp) -> StatementResult:
             engine,
             "UPDATE _atlas_meta_tables SET schema_version = schema_version + 1 WHERE name = ?",
             (ai.table,),
+        )
+        _bump(engine)
+        return StatementResult(rows_affected=1)
+    if kind == "update_range":
+        ur = op.update_range
+        row = _q(
+            engine, "SELECT generation FROM _atlas_meta_ranges WHERE range_id = ?", (ur.range_id,)
+        ).rows
+        if not row:
+            return _fail(sqlstate.RANGE_NOT_FOUND, f"no range {ur.range_id}")
+        if int(row[0][0]) + 1 != ur.generation:
+            return _fail(
+                sqlstate.SERIALIZATION_FAILURE,
+                f"range {ur.range_id} is at generation {row[0][0]}, not {ur.generation - 1}",
+            )
+        _q(
+            engine,
+            "UPDATE _atlas_meta_ranges SET replicas = ?, non_voters = ?, generation = ?"
+            " WHERE range_id = ?",
+            (
+                ",".join(map(str, ur.voters)),
+                ",".join(map(str, ur.non_voters)),
+                ur.generation,
+                ur.range_id,
+            ),
         )
         _bump(engine)
         return StatementResult(rows_affected=1)
@@ -149,8 +174,8 @@ def read_catalog(engine: Engine) -> pb.Catalog:
             index_sql=indexes.get(str(name).lower(), []),
             schema_version=int(schema_version),
         )
-    for range_id, table_name, start_key, end_key, replicas, generation in engine.query(
-        "SELECT range_id, table_name, start_key, end_key, replicas, generation"
+    for range_id, table_name, start_key, end_key, replicas, generation, non_voters in engine.query(
+        "SELECT range_id, table_name, start_key, end_key, replicas, generation, non_voters"
         " FROM _atlas_meta_ranges ORDER BY range_id"
     ).rows:
         cat.ranges.add(
@@ -160,5 +185,6 @@ def read_catalog(engine: Engine) -> pb.Catalog:
             end_key=bytes(end_key),
             replicas=[int(r) for r in str(replicas).split(",") if r],
             generation=int(generation),
+            non_voters=[int(r) for r in str(non_voters).split(",") if r],
         )
     return cat

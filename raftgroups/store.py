@@ -138,7 +138,12 @@ class Store:
         return base + ".sqlite", base + ".raftlog"
 
     def ensure_replica(
-        self, range_id: int, peers: list[int], *, campaign: bool = False
+        self,
+        range_id: int,
+        peers: list[int],
+        *,
+        campaign: bool = False,
+        non_voters: list[int] | None = None,
     ) -> RangeGroup:
         """Open (or create) this node's replica of ``range_id`` with voters ``peers``.
 
@@ -146,9 +151,11 @@ class Store:
         out an election timeout (the creator passes it to the first replica only).
         """
         with self._create_lock:  # one creator at a time: two opening one new file collide
-            return self._ensure_replica(range_id, peers, campaign)
+            return self._ensure_replica(range_id, peers, campaign, non_voters or [])
 
-    def _ensure_replica(self, range_id: int, peers: list[int], campaign: bool) -> RangeGroup:
+    def _ensure_replica(
+        self, range_id: int, peers: list[int], campaign: bool, non_voters: list[int]
+    ) -> RangeGroup:
         with self._lock:
             rep = self._replicas.get(range_id)
             if rep is not None:
@@ -164,6 +171,7 @@ class Store:
             node_transport=self.transport,
             timing=self.timing,
             wake=lambda: self.activate(range_id),
+            non_voters=non_voters,
         )
         with self._lock:
             existing = self._replicas.get(range_id)
@@ -177,7 +185,7 @@ class Store:
                 if now - t < _EARLY_TTL:
                     rep.inbox.append((from_node, message))
             self._active.add(range_id)
-            self.transport.peers.update(p for p in peers if p != self.node_id)
+            self.transport.peers.update(p for p in group.peer_ids() if p != self.node_id)
         if campaign and group.raftCommitIndex <= 1:
             group.campaign_now()
         log.info("n%d: opened replica of range %d (voters %s)", self.node_id, range_id, peers)

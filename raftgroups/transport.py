@@ -333,6 +333,14 @@ class GroupTransport(Transport):  # type: ignore[misc]
             return True
         return self._node_transport.send(int(node.id), self._range_id, message)
 
+    def node(self, node_id: int) -> Any:
+        """The pysyncobj node object for ``node_id`` (created on first use, e.g. a new replica)."""
+        node = self._peers.get(node_id)
+        if node is None:
+            node = self._peers[node_id] = RaftPeer(node_id)
+            self._node_transport.peers.add(node_id)
+        return node
+
     def send_to(self, node_id: int, message: dict[str, Any]) -> bool:
         return self._node_transport.send(node_id, self._range_id, message)
 

@@ -1,10 +1,17 @@
-"""Routing: the catalog cache, and the sender that finds a range's leader and retries."""
+"""Routing: key encoding, the catalog cache, and the sender that finds a range's leader."""
 
 from .catalog import CatalogCache
 from .errors import RangeUnavailableError, RouterError
+from .keys import decode_key, encode_key, encode_prefix, encode_value, next_key, prefix_end
 from .sender import ChannelPool, LocalReplicas, RangeSender
 
 __all__ = [
+    "decode_key",
+    "encode_key",
+    "encode_prefix",
+    "encode_value",
+    "next_key",
+    "prefix_end",
     "CatalogCache",
     "ChannelPool",
     "LocalReplicas",

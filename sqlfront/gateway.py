@@ -35,6 +35,12 @@ from .dialect import SqlError, parse
 from .rewrite import fill_defaults, nondeterministic_defaults, rewrite_nondeterministic, to_sql
 
 _RESERVED_PREFIXES = ("_atlas", "sqlite_")
+_REPLICAS_RE = re.compile(
+    r"^\s*ALTER\s+RANGE\s+(?P<range>\d+)\s+(?:"
+    r"(?P<verb>ADD|REMOVE)\s+(?P<kind>VOTER|NONVOTER|NON_VOTER)\s+n?(?P<node>\d+)"
+    r"|RELOCATE\s+VOTERS\s+FROM\s+n?(?P<src>\d+)\s+TO\s+n?(?P<dst>\d+))\s*;?\s*$",
+    re.I,
+)
 _RELOCATE_RE = re.compile(
     r"^\s*ALTER\s+RANGE\s+(?P<range>\d+)\s+RELOCATE\s+LEADER\s+TO\s+n?(?P<node>\d+)\s*;?\s*$",
     re.I,
@@ -62,6 +68,10 @@ class Cluster(Protocol):
     def replica_checksum(self, node: int, range_id: int, index: int) -> str | None: ...
 
     def relocate_leader(self, range_id: int, target: int, timeout: float = 10.0) -> int: ...
+
+    def change_replicas(
+        self, range_id: int, voters: list[int], non_voters: list[int]
+    ) -> pb.RangeDescriptor: ...
 
 
 def _error(
@@ -123,6 +133,12 @@ class Gateway:
     # -- entry point -------------------------------------------------------------------------
 
     def execute(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
+        replicas = _REPLICAS_RE.match(request.sql)
+        if replicas:
+            try:
+                return self._alter_replicas(replicas)
+            except (RangeUnavailableError, StatementError) as exc:
+                return _error(exc.code, exc.message)
         relocate = _RELOCATE_RE.match(request.sql)
         if relocate:
             try:
@@ -194,6 +210,66 @@ class Gateway:
         return pb.ExecuteResponse(
             columns=["range_id", "node_id", "applied_index", "checksum", "status"],
             rows=[row_to_proto(r) for r in rows],
+            rows_affected=-1,
+            returns_rows=True,
+        )
+
+    def _alter_replicas(self, m: re.Match[str]) -> pb.ExecuteResponse:
+        """ALTER RANGE n {ADD|REMOVE} {VOTER|NONVOTER} node, RELOCATE VOTERS FROM a TO b."""
+        range_id = int(m.group("range"))
+        if range_id == 1:
+            raise StatementError(
+                sqlstate.FEATURE_NOT_SUPPORTED, "the meta range's replicas cannot be changed yet"
+            )
+        self._cluster.refresh_catalog()
+        desc = self._cluster.catalog.range(range_id)
+        if desc is None:
+            raise StatementError(sqlstate.RANGE_NOT_FOUND, f"no range {range_id}")
+        voters, non_voters = list(desc.replicas), list(desc.non_voters)
+        steps: list[tuple[list[int], list[int]]] = []
+        if m.group("verb"):
+            verb, kind, node = (
+                m.group("verb").upper(),
+                m.group("kind").upper(),
+                int(m.group("node")),
+            )
+            target = voters if kind == "VOTER" else non_voters  # NONVOTER / NON_VOTER
+            if verb == "ADD":
+                if node in voters or node in non_voters:
+                    raise StatementError(
+                        sqlstate.INVALID_PARAMETER, f"n{node} already holds a replica"
+                    )
+                target.append(node)
+            else:
+                if node not in target:
+                    raise StatementError(
+                        sqlstate.INVALID_PARAMETER, f"n{node} is not a {kind.lower()} of the range"
+                    )
+                target.remove(node)
+            steps.append((voters, non_voters))
+        else:
+            src, dst = int(m.group("src")), int(m.group("dst"))
+            if src not in voters:
+                raise StatementError(sqlstate.INVALID_PARAMETER, f"n{src} is not a voter")
+            if dst in voters:
+                raise StatementError(sqlstate.INVALID_PARAMETER, f"n{dst} is already a voter")
+            nv = [n for n in non_voters if n != dst]
+            steps.append((voters + [dst], nv))  # add first, then remove: never below quorum
+            steps.append(([n for n in voters if n != src] + [dst], nv))
+        for new_voters, new_non_voters in steps:
+            desc = self._cluster.change_replicas(range_id, new_voters, new_non_voters)
+        return pb.ExecuteResponse(
+            columns=["range_id", "voters", "non_voters", "generation"],
+            rows=[
+                row_to_proto(
+                    (
+                        range_id,
+                        ",".join(f"n{n}" for n in desc.replicas),
+                        ",".join(f"n{n}" for n in desc.non_voters),
+                        int(desc.generation),
+                    )
+                )
+            ],
             rows_affected=-1,
             returns_rows=True,
         )

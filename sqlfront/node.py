@@ -295,6 +295,72 @@ class Node:
             return None
         return resp.checksum or None
 
+    def change_replicas(
+        self, range_id: int, voters: list[int], non_voters: list[int]
+    ) -> pb.RangeDescriptor:
+        """Move a range to a new replica set, one voter added or removed at a time.
+
+        Additions: the catalog first (so the new node opens an empty replica), then a
+        ChangeReplicas entry on the range (the leader then feeds it, by snapshot if its log
+        was compacted). Removals: the range first, then the catalog (the node then deletes its
+        replica). A leader is moved away before it is removed.
+        """
+        if range_id == META_RANGE_ID:
+            raise RangeUnavailableError(
+                sqlstate.FEATURE_NOT_SUPPORTED, "the meta range's replicas cannot be changed yet"
+            )
+        self.refresh_catalog()
+        desc = self.catalog.range(range_id)
+        if desc is None:
+            raise RangeUnavailableError(sqlstate.RANGE_NOT_FOUND, f"no range {range_id}")
+        known = {n.node_id for n in self.catalog.snapshot().nodes}
+        for n in set(voters) | set(non_voters):
+            if n not in known:
+                raise RangeUnavailableError(sqlstate.INVALID_PARAMETER, f"no node n{n}")
+        before = set(desc.replicas) | set(desc.non_voters)
+        after = set(voters) | set(non_voters)
+        generation = desc.generation + 1
+        update = pb.MetaOp(
+            update_range=pb.UpdateRange(
+                range_id=range_id, voters=voters, non_voters=non_voters, generation=generation
+            )
+        )
+        added, removed = after - before, before - after
+        if added:
+            self.gateway_meta(update)
+            self.ensure_replicas_everywhere(sorted(added))
+        leader = self.sender.leader_of(range_id)
+        if leader and leader not in voters:
+            self.relocate_leader(range_id, voters[0])
+        change = pb.Command(
+            change_replicas=pb.ChangeReplicas(
+                voters=voters, non_voters=non_voters, generation=generation
+            )
+        )
+        change.session_id, change.seq = f"replicas-{uuid.uuid4().hex}", 1
+        res = self.sender.send(desc, change)
+        if res.HasField("error") and res.error.code:
+            raise RangeUnavailableError(res.error.code, res.error.message)
+        if not added:
+            self.gateway_meta(update)
+        self.refresh_catalog()
+        if removed:
+            self.ensure_replicas_everywhere(sorted(removed))
+        new = self.catalog.range(range_id)
+        assert new is not None
+        return new
+
+    def gateway_meta(self, op: pb.MetaOp) -> pb.CommandResult:
+        desc = self.meta_descriptor()
+        if desc is None:
+            raise RangeUnavailableError(sqlstate.NOT_INITIALIZED, "cluster not initialised")
+        cmd = pb.Command(meta=op)
+        cmd.session_id, cmd.seq = f"meta-{uuid.uuid4().hex}", 1
+        res = self.sender.send(desc, cmd)
+        if res.HasField("error") and res.error.code:
+            raise RangeUnavailableError(res.error.code, res.error.message)
+        return res
+
     def relocate_leader(self, range_id: int, target: int, timeout: float = 10.0) -> int:
         """Ask the range's leader (wherever it is) to hand leadership to ``target``."""
         desc = self.catalog.range(range_id)
@@ -392,16 +458,23 @@ class Node:
         except RangeUnavailableError:
             return
         cat = self.catalog.snapshot()
-        wanted: dict[int, list[int]] = {}
+        wanted: dict[int, pb.RangeDescriptor] = {}
         for r in cat.ranges:
-            if self.node_id in r.replicas:
-                wanted[r.range_id] = list(r.replicas)
+            if self.node_id in r.replicas or self.node_id in r.non_voters:
+                wanted[r.range_id] = r
         changed = False
-        for range_id, peers in wanted.items():
-            if range_id not in self.state.replicas:
+        for range_id, desc in wanted.items():
+            peers = list(desc.replicas)
+            if self.state.replicas.get(range_id) != peers:
                 self.state.replicas[range_id] = peers
                 changed = True
-            self.store.ensure_replica(range_id, peers, campaign=peers[0] == self.node_id)
+            self.store.ensure_replica(
+                range_id,
+                peers,
+                # only a brand-new range's first replica campaigns at once
+                campaign=peers[0] == self.node_id and desc.generation == 1,
+                non_voters=list(desc.non_voters),
+            )
         for range_id in list(self.state.replicas):
             if (
                 range_id != META_RANGE_ID

@@ -118,6 +118,11 @@ def classify_sqlite_error(exc: apsw.Error) -> SqlFailure:
     return SqlFailure(code=code, message=msg)
 
 
+def _id_list(text: Any) -> list[int]:
+    """'1,2,3' -> [1, 2, 3]"""
+    return [int(x) for x in str(text).split(",") if x]
+
+
 def _canonical(value: Any) -> bytes:
     """Type-tagged bytes of one value, for checksums."""
     if value is None:
@@ -351,6 +356,33 @@ class Engine:
             except apsw.SQLError:
                 return None
             return str(row[0]) if row else None
+
+    # -- range membership (replicated through the log) ----------------------------------------
+
+    def replica_config(self) -> tuple[list[int], list[int], int] | None:
+        """(voters, non-voters, generation) as last applied, or None if never changed."""
+        with self._lock:
+            try:
+                row = self._conn.execute(
+                    f"SELECT voters, non_voters, generation FROM {_INTERNAL_PREFIX}config"
+                ).fetchone()
+            except apsw.SQLError:
+                return None
+        if row is None:
+            return None
+        return _id_list(row[0]), _id_list(row[1]), int(row[2])
+
+    def set_replica_config(self, voters: list[int], non_voters: list[int], generation: int) -> None:
+        """Inside ``apply`` only."""
+        self._conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {_INTERNAL_PREFIX}config(id INTEGER PRIMARY KEY"
+            " CHECK (id = 1), voters TEXT NOT NULL, non_voters TEXT NOT NULL,"
+            " generation INTEGER NOT NULL)"
+        )
+        self._conn.execute(
+            f"INSERT OR REPLACE INTO {_INTERNAL_PREFIX}config VALUES (1, ?, ?, ?)",
+            (",".join(map(str, voters)), ",".join(map(str, non_voters)), generation),
+        )
 
     # -- snapshots -----------------------------------------------------------------------------
 
