@@ -35,10 +35,11 @@ from raftgroups import (
     read_catalog,
 )
 from router import CatalogCache, ChannelPool, RangeSender, RangeUnavailableError
-from storage import Engine, EngineFailure, ValueTypeError, sqlstate
+from storage import EngineFailure, sqlstate
 
 from .config import NodeConfig
 from .gateway import Gateway
+from .services import AdminService, InternalService, SqlService
 
 log = logging.getLogger(__name__)
 
@@ -386,7 +387,7 @@ class Node:
             )
             try:
                 if node == self.node_id:
-                    resp = _InternalService(self).TransferLeader(request, None)
+                    resp = InternalService(self).TransferLeader(request, None)
                 else:
                     address = self._resolve_unless_partitioned(node)
                     if not address:
@@ -508,9 +509,9 @@ class Node:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        rpc.add_SQLServicer_to_server(_SqlService(self), server)
-        rpc.add_AdminServicer_to_server(_AdminService(self), server)
-        rpc.add_InternalServicer_to_server(_InternalService(self), server)
+        rpc.add_SQLServicer_to_server(SqlService(self), server)
+        rpc.add_AdminServicer_to_server(AdminService(self), server)
+        rpc.add_InternalServicer_to_server(InternalService(self), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (
@@ -658,6 +659,24 @@ class Node:
                 out.nodes.append(st)
         return out
 
+    def catalog_response(self, known_version: int, *, consistent: bool) -> pb.CatalogResponse:
+        """The catalog for a client (consistent) or a peer (a meta replica's applied state)."""
+        resp = pb.CatalogResponse()
+        cat = None if consistent else self.local_catalog()
+        if cat is None:
+            try:
+                self.refresh_catalog()
+            except RangeUnavailableError as exc:
+                resp.error.code = exc.code
+                resp.error.message = exc.message
+                return resp
+            cat = self.catalog.snapshot()
+        if known_version and cat.version == known_version:
+            resp.unchanged = True
+        else:
+            resp.catalog.CopyFrom(cat)
+        return resp
+
     def init_cluster(self) -> pb.InitResponse:
         if self.state.cluster_id:
             resp = pb.InitResponse(cluster_id=self.state.cluster_id)
@@ -696,268 +715,3 @@ class Node:
         while not self._registered and time.monotonic() < deadline:
             self._register()
         return pb.InitResponse(cluster_id=cluster_id, meta_replicas=members)
-
-
-class _SqlService(rpc.SQLServicer):
-    def __init__(self, node: Node) -> None:
-        self._node = node
-
-    def Execute(
-        self, request: pb.ExecuteRequest, context: grpc.ServicerContext
-    ) -> pb.ExecuteResponse:  # noqa: N802
-        try:
-            if not self._node.state.cluster_id:
-                resp = pb.ExecuteResponse()
-                resp.error.code = sqlstate.NOT_INITIALIZED
-                resp.error.message = (
-                    "the cluster is not initialised yet: run `atlasql init --host HOST:PORT`"
-                )
-                return resp
-            if not self._node.client_slots.acquire(timeout=30.0):
-                resp = pb.ExecuteResponse()
-                resp.error.code = "53300"
-                resp.error.message = "too many concurrent statements on this node; retry"
-                return resp
-            try:
-                return self._node.gateway.execute(request)
-            finally:
-                self._node.client_slots.release()
-        except ValueTypeError as exc:
-            resp = pb.ExecuteResponse()
-            resp.error.code = sqlstate.PROTOCOL_VIOLATION
-            resp.error.message = f"malformed request: {exc}"
-            return resp
-        except Exception as exc:  # never let one statement take the node down
-            log.exception("statement failed: %.200s", request.sql)
-            resp = pb.ExecuteResponse()
-            resp.error.code = sqlstate.INTERNAL_ERROR
-            resp.error.message = f"internal error: {type(exc).__name__}: {exc}"
-            return resp
-
-
-class _AdminService(rpc.AdminServicer):
-    def __init__(self, node: Node) -> None:
-        self._node = node
-
-    def Init(self, request: pb.InitRequest, context: grpc.ServicerContext) -> pb.InitResponse:  # noqa: N802
-        return self._node.init_cluster()
-
-    def Status(
-        self,
-        request: pb.StatusRequest,
-        context: grpc.ServicerContext,  # noqa: N802
-    ) -> pb.StatusResponse:
-        node = self._node
-        known = [pb.NodeInfo(node_id=n, address=a) for n, a in sorted(node.state.addresses.items())]
-        return pb.StatusResponse(
-            node=node.info(),
-            known_nodes=known,
-            replicas=node.store.status(),
-            uptime_seconds=time.time() - node.started_at,
-        )
-
-    def GetCatalog(
-        self,
-        request: pb.CatalogRequest,
-        context: grpc.ServicerContext,  # noqa: N802
-    ) -> pb.CatalogResponse:
-        resp = pb.CatalogResponse()
-        try:
-            self._node.refresh_catalog()
-        except RangeUnavailableError as exc:
-            resp.error.code = exc.code
-            resp.error.message = exc.message
-            return resp
-        resp.catalog.CopyFrom(self._node.catalog.snapshot())
-        return resp
-
-    def InjectFault(
-        self,
-        request: pb.FaultRequest,
-        context: grpc.ServicerContext,  # noqa: N802
-    ) -> pb.FaultResponse:
-        resp = pb.FaultResponse()
-        node = self._node
-        if not node.config.enable_fault_injection:
-            resp.error.code = sqlstate.INSUFFICIENT_PRIVILEGE
-            resp.error.message = "fault injection is disabled (start with --enable-fault-injection)"
-            return resp
-        faults = node.store.transport.faults
-        if request.heal:
-            faults.heal()
-        if request.partition:
-            faults.partition(set(request.partition))
-        for peer, ms in request.delay_ms.items():
-            faults.set_delay(peer, ms / 1000.0)
-        if request.fail_next_log_write:
-            node.store.log_store.fault_next_write = True
-        return resp
-
-    def ClusterStatus(
-        self,
-        request: pb.ClusterStatusRequest,  # noqa: N802
-        context: grpc.ServicerContext,
-    ) -> pb.ClusterStatusResponse:
-        return self._node.cluster_status()
-
-
-class _InternalService(rpc.InternalServicer):
-    def __init__(self, node: Node) -> None:
-        self._node = node
-
-    def Hello(self, request: pb.HelloRequest, context: grpc.ServicerContext) -> pb.HelloResponse:  # noqa: N802
-        node = self._node
-        if node.store.transport.faults.drops(request.node.node_id):
-            context.abort(grpc.StatusCode.UNAVAILABLE, "partitioned (fault injection)")
-        node._seen(request.node)
-        resp = pb.HelloResponse(
-            node=node.info(),
-            known_nodes=[
-                pb.NodeInfo(node_id=n, address=a) for n, a in sorted(node.state.addresses.items())
-            ],
-        )
-        desc = node.meta_descriptor()
-        if desc is not None:
-            resp.meta.CopyFrom(desc)
-        return resp
-
-    def Raft(self, request: pb.RaftBatch, context: grpc.ServicerContext) -> pb.RaftAck:  # noqa: N802
-        self._node.store.transport.handle_batch(request)
-        return pb.RaftAck()
-
-    def Bootstrap(
-        self,
-        request: pb.BootstrapRequest,
-        context: grpc.ServicerContext,  # noqa: N802
-    ) -> pb.BootstrapResponse:
-        resp = pb.BootstrapResponse()
-        if not request.cluster_id or not request.meta.replicas:
-            resp.error.code = sqlstate.PROTOCOL_VIOLATION
-            resp.error.message = "bootstrap needs a cluster id and meta replicas"
-            return resp
-        err = self._node.bootstrap(request.cluster_id, request.meta, list(request.nodes))
-        if err:
-            resp.error.code = sqlstate.SYSTEM_ERROR
-            resp.error.message = err
-        return resp
-
-    def RangeExecute(
-        self,
-        request: pb.RangeRequest,
-        context: grpc.ServicerContext,  # noqa: N802
-    ) -> pb.RangeResponse:
-        if not request.HasField("command") or request.command.WhichOneof("op") is None:
-            resp = pb.RangeResponse()
-            resp.error.code = sqlstate.PROTOCOL_VIOLATION
-            resp.error.message = "RangeExecute needs a command with an operation"
-            return resp
-        if not self._node.forward_slots.acquire(timeout=10.0):
-            resp = pb.RangeResponse()
-            resp.error.code = sqlstate.RANGE_UNAVAILABLE
-            resp.error.message = "node overloaded with forwarded requests"
-            return resp
-        try:
-            return self._node.propose_local(request.range_id, request.command, 5.0)
-        finally:
-            self._node.forward_slots.release()
-
-    def GetCatalog(
-        self,
-        request: pb.CatalogRequest,
-        context: grpc.ServicerContext,  # noqa: N802
-    ) -> pb.CatalogResponse:
-        resp = pb.CatalogResponse()
-        cat = self._node.local_catalog()
-        if cat is None:
-            try:
-                self._node.refresh_catalog()
-            except RangeUnavailableError as exc:
-                resp.error.code = exc.code
-                resp.error.message = exc.message
-                return resp
-            cat = self._node.catalog.snapshot()
-        if request.known_version and cat.version == request.known_version:
-            resp.unchanged = True
-        else:
-            resp.catalog.CopyFrom(cat)
-        return resp
-
-    def GetChecksum(
-        self,
-        request: pb.ChecksumRequest,
-        context: grpc.ServicerContext,  # noqa: N802
-    ) -> pb.ChecksumResponse:
-        digest = self._node.local_checksum(request.range_id, request.index, request.wait_seconds)
-        return pb.ChecksumResponse(checksum=digest or "")
-
-    def InstallSnapshot(
-        self,
-        request_iterator: Any,
-        context: grpc.ServicerContext,  # noqa: N802
-    ) -> pb.SnapshotAck:
-        store = self._node.store
-        ack = pb.SnapshotAck()
-        header: pb.SnapshotChunk | None = None
-        path = ""
-        received = 0
-        try:
-            f = None
-            for chunk in request_iterator:
-                if header is None:
-                    header = chunk
-                    store.get(header.range_id)  # raises when we hold no replica
-                    path = store.snapshot_path(header.range_id)
-                    f = open(path, "wb")  # noqa: SIM115 - closed below
-                if chunk.data:
-                    assert f is not None
-                    f.write(chunk.data)
-                    received += len(chunk.data)
-            if header is None or f is None:
-                ack.error.code = sqlstate.PROTOCOL_VIOLATION
-                ack.error.message = "empty snapshot stream"
-                return ack
-            f.flush()
-            os.fsync(f.fileno())
-            f.close()
-            if received != header.total_bytes:
-                raise ValueError(f"snapshot truncated: {received} of {header.total_bytes} bytes")
-            index, term = Engine.snapshot_position(path)
-            if (index, term) != (header.index, header.term):
-                raise ValueError("snapshot header does not match its contents")
-            ack.installed_index = store.install_snapshot(
-                header.range_id, path, index, term, header.leader_term
-            )
-        except Exception as exc:  # noqa: BLE001 - reported to the leader, which retries
-            ack.error.code = sqlstate.RANGE_UNAVAILABLE
-            ack.error.message = f"snapshot not installed: {exc}"
-        finally:
-            if path and os.path.exists(path):
-                os.remove(path)
-        return ack
-
-    def TransferLeader(
-        self,
-        request: pb.TransferLeaderRequest,  # noqa: N802
-        context: grpc.ServicerContext,
-    ) -> pb.TransferLeaderResponse:
-        resp = pb.TransferLeaderResponse()
-        try:
-            resp.leader = self._node.store.transfer_leadership(
-                request.range_id, request.target, min(max(request.timeout_seconds, 0.1), 30.0)
-            )
-        except NotLeaderError as exc:
-            resp.error.code = sqlstate.NOT_LEADER
-            resp.error.message = str(exc)
-            resp.error.leader_hint = exc.leader_hint
-        except (RangeNotFoundError, ReplicaStopped, ValueError) as exc:
-            resp.error.code = sqlstate.RANGE_NOT_FOUND
-            resp.error.message = str(exc)
-        return resp
-
-    def EnsureReplicas(
-        self,
-        request: pb.EnsureReplicasRequest,
-        context: grpc.ServicerContext,  # noqa: N802
-    ) -> pb.EnsureReplicasResponse:
-        self._node.reconcile()
-        return pb.EnsureReplicasResponse()
