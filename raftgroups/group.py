@@ -131,6 +131,12 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             transportClass=functools.partial(GroupTransport, node_transport, range_id),
         )
         self.journal = journal
+        # pysyncobj starts applying at index 2 after every restart; with a compacted log those
+        # entries are gone and it would never apply again. Resume after what the engine has
+        # durably applied (compaction never passes it, so the next entries are in the log).
+        resume_at = min(engine.applied_index, journal.last_index)
+        if resume_at > int(self._SyncObj__raftLastApplied):
+            self._SyncObj__raftLastApplied = resume_at
         self._transport: GroupTransport = self._SyncObj__transport
         self._transport.tryGetReady()
         self._install_non_voters(self.non_voters)

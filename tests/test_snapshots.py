@@ -58,3 +58,25 @@ def test_wiped_replica_catches_up_from_snapshot_without_elections(tmp_path: Path
         assert "log compacted" in logs
     finally:
         c.stop_all()
+
+
+def test_restart_after_compaction_resumes_applying(tmp_path: Path) -> None:
+    """pysyncobj restarts applying at index 2, which compaction removed: the replica must resume
+    from its engine's applied index instead, or it never applies (or serves a read) again."""
+    c = Cluster(tmp_path, n=3, extra_args=("--raft-log-max-entries", "40"))
+    c.start_all()
+    try:
+        c.init()
+        conn = sqlfront.connect(c.addrs())
+        conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, "x") for i in range(200)])
+        for node in (1, 2, 3):  # restart every node, leaders included
+            c.kill(node)
+            c.start(node)
+            conn.execute("INSERT INTO t VALUES (?, 'after restart')", (1000 + node,))
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (203,)
+        for node in (1, 2, 3):
+            replica = c.data_dir(node) / "ranges" / "r2.sqlite"
+            wait_for(f"n{node} applied everything", lambda r=replica: _rows(r) == 203)
+    finally:
+        c.stop_all()
