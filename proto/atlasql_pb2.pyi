@@ -450,12 +450,50 @@ class RaftMap(_message.Message):
     def __init__(self, fields: _Optional[_Mapping[str, RaftValue]] = ...) -> None: ...
 
 class RaftMessage(_message.Message):
-    __slots__ = ("range_id", "body")
+    __slots__ = ("range_id", "body", "append", "next")
     RANGE_ID_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
+    APPEND_FIELD_NUMBER: _ClassVar[int]
+    NEXT_FIELD_NUMBER: _ClassVar[int]
     range_id: int
     body: RaftMap
-    def __init__(self, range_id: _Optional[int] = ..., body: _Optional[_Union[RaftMap, _Mapping]] = ...) -> None: ...
+    append: AppendEntries
+    next: NextIndex
+    def __init__(self, range_id: _Optional[int] = ..., body: _Optional[_Union[RaftMap, _Mapping]] = ..., append: _Optional[_Union[AppendEntries, _Mapping]] = ..., next: _Optional[_Union[NextIndex, _Mapping]] = ...) -> None: ...
+
+class LogEntry(_message.Message):
+    __slots__ = ("data", "index", "term")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    index: int
+    term: int
+    def __init__(self, data: _Optional[bytes] = ..., index: _Optional[int] = ..., term: _Optional[int] = ...) -> None: ...
+
+class AppendEntries(_message.Message):
+    __slots__ = ("term", "commit_index", "prev_log_index", "prev_log_term", "entries")
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    PREV_LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    PREV_LOG_TERM_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    term: int
+    commit_index: int
+    prev_log_index: int
+    prev_log_term: int
+    entries: _containers.RepeatedCompositeFieldContainer[LogEntry]
+    def __init__(self, term: _Optional[int] = ..., commit_index: _Optional[int] = ..., prev_log_index: _Optional[int] = ..., prev_log_term: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[LogEntry, _Mapping]]] = ...) -> None: ...
+
+class NextIndex(_message.Message):
+    __slots__ = ("next_index", "reset", "success")
+    NEXT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    RESET_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    next_index: int
+    reset: bool
+    success: bool
+    def __init__(self, next_index: _Optional[int] = ..., reset: _Optional[bool] = ..., success: _Optional[bool] = ...) -> None: ...
 
 class RaftBatch(_message.Message):
     __slots__ = ("from_node", "to_node", "messages", "incarnation")

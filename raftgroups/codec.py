@@ -3,8 +3,9 @@
 Commands are ``atlasql.v1.Command`` protobufs. pysyncobj's own peer messages are small dicts
 of primitives; they travel as ``RaftMap`` value trees, so nothing a peer sends is unpickled.
 
->>> msg = {"type": "append_entries", "term": 3, "entries": [[b"x", 2, 3]]}
->>> decode_message(encode_message(msg)) == msg
+>>> msg = {"type": "append_entries", "term": 3, "commit_index": 1, "prevLogIdx": 1,
+...        "prevLogTerm": 0, "entries": [[b"x", 2, 3]]}
+>>> decode_message(encode_message(9, msg)) == msg
 True
 """
 
@@ -110,14 +111,70 @@ def _from_map(value: pb.RaftMap, depth: int) -> dict[str, Any]:
     return {k: _from_value(v, depth) for k, v in value.fields.items()}
 
 
-def encode_message(message: dict[str, Any]) -> pb.RaftMap:
-    """Encode one pysyncobj message dict."""
-    return _to_map(message, 0)
+_APPEND_KEYS = frozenset({"type", "term", "commit_index", "prevLogIdx", "prevLogTerm", "entries"})
+_NEXT_KEYS = frozenset({"type", "next_node_idx", "reset", "success"})
 
 
-def decode_message(body: pb.RaftMap) -> dict[str, Any]:
+def encode_message(range_id: int, message: dict[str, Any]) -> pb.RaftMessage:
+    """Encode one pysyncobj message dict (typed for the hot ones, a value tree otherwise).
+
+    >>> m = {"type": "next_node_idx", "next_node_idx": 7, "reset": False, "success": True}
+    >>> decode_message(encode_message(1, m)) == m
+    True
+    """
+    mtype = message.get("type")
+    if mtype == "append_entries" and message.keys() == _APPEND_KEYS:
+        try:
+            return pb.RaftMessage(
+                range_id=range_id,
+                append=pb.AppendEntries(
+                    term=message["term"],
+                    commit_index=message["commit_index"],
+                    prev_log_index=message["prevLogIdx"],
+                    prev_log_term=message["prevLogTerm"],
+                    entries=[
+                        pb.LogEntry(data=e[0], index=e[1], term=e[2]) for e in message["entries"]
+                    ],
+                ),
+            )
+        except (TypeError, ValueError) as exc:
+            raise CodecError(f"cannot encode append_entries: {exc}") from exc
+    if mtype == "next_node_idx" and message.keys() == _NEXT_KEYS:
+        return pb.RaftMessage(
+            range_id=range_id,
+            next=pb.NextIndex(
+                next_index=message["next_node_idx"],
+                reset=bool(message["reset"]),
+                success=bool(message["success"]),
+            ),
+        )
+    return pb.RaftMessage(range_id=range_id, body=_to_map(message, 0))
+
+
+def decode_message(wire: pb.RaftMessage) -> dict[str, Any]:
     """Decode and validate one peer message; raises ``CodecError`` on anything unexpected."""
-    msg = _from_map(body, 0)
+    kind = wire.WhichOneof("kind")
+    if kind == "append":
+        a = wire.append
+        return {
+            "type": "append_entries",
+            "term": int(a.term),
+            "commit_index": int(a.commit_index),
+            "prevLogIdx": int(a.prev_log_index),
+            "prevLogTerm": int(a.prev_log_term),
+            "entries": [[bytes(e.data), int(e.index), int(e.term)] for e in a.entries],
+        }
+    if kind == "next":
+        n = wire.next
+        return {
+            "type": "next_node_idx",
+            "next_node_idx": int(n.next_index),
+            "reset": bool(n.reset),
+            "success": bool(n.success),
+        }
+    if kind != "body":
+        raise CodecError("Raft message without a body")
+    msg = _from_map(wire.body, 0)
     mtype = msg.get("type")
     if mtype not in ALLOWED_TYPES:
         raise CodecError(f"unexpected Raft message type {mtype!r}")

@@ -135,7 +135,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         # entries are gone and it would never apply again. Resume after what the engine has
         # durably applied (compaction never passes it, so the next entries are in the log).
         resume_at = min(engine.applied_index, journal.last_index)
-        if resume_at > int(self._SyncObj__raftLastApplied):
+        if resume_at > int(self.raftLastApplied):
             self._SyncObj__raftLastApplied = resume_at
         self._transport: GroupTransport = self._SyncObj__transport
         self._transport.tryGetReady()
@@ -330,12 +330,21 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
     def peer_restarted(self, peer: int) -> None:
         """``peer``'s node restarted (new incarnation). Tick thread only.
 
+        As a follower: if ``peer`` was our leader, it is not any more.
+
         A restarted peer keeps its acknowledged entries (they are fsync'd), but a peer whose
         data directory was wiped does not; forget its matchIndex so its "reset" acks are
         believed and it is caught up (by snapshot if needed). Lowering matchIndex never
         lowers the commit index, so this is safe either way.
         """
         if not self._isLeader():
+            if self.leader() == peer:
+                # A node restarts as a follower: whatever it led, it leads no more. Forget it
+                # so our pre-vote grants are not blocked by a "live" leader that is gone.
+                self._SyncObj__raftLeader = None
+                self._SyncObj__raftElectionDeadline = time.monotonic() + random.uniform(
+                    self._timing.election_min, self._timing.election_max
+                )
             return
         node = next((n for n in self._SyncObj__otherNodes if int(n.id) == peer), None)
         if node is not None:
@@ -478,7 +487,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         for peer in self.peer_ids():
             self._transport.send_to(peer, dict(ask))
 
-    def _grant_prevote(self, message: dict[str, Any], now: float) -> bool:
+    def _grant_prevote(self, message: dict[str, Any], now: float, from_node: int) -> bool:
         if self._isLeader() or self.stopped_reason is not None:
             return False
         if int(message["term"]) < int(self._SyncObj__raftCurrentTerm):
@@ -488,8 +497,8 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         if theirs < ours:
             return False
         leader = self._getLeader()
-        if leader is None:
-            return True
+        if leader is None or int(leader.id) == from_node:
+            return True  # no leader, or our leader itself is asking: it no longer leads
         heard_recently = now - self._last_leader_contact < self._timing.election_min
         return not heard_recently and not self.is_live(int(leader.id))
 
@@ -581,7 +590,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         """Hand one peer message to pysyncobj, through the Raft §5.3 guards (``safety``)."""
         mtype = message.get("type")
         if mtype == "pre_vote":
-            granted = self._grant_prevote(message, time.monotonic())
+            granted = self._grant_prevote(message, time.monotonic(), from_node)
             self._transport.send_to(
                 from_node,
                 {"type": "pre_vote_response", "term": int(message["term"]), "granted": granted},

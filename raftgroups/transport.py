@@ -108,6 +108,13 @@ class _PeerSender:
             self._queue.append(msg)
             self._cv.notify()
 
+    def enqueue_many(self, msgs: list[pb.RaftMessage]) -> None:
+        with self._cv:
+            if len(self._queue) > 50_000:
+                self._queue.clear()
+            self._queue.extend(msgs)
+            self._cv.notify()
+
     def close(self) -> None:
         with self._cv:
             self._closed = True
@@ -216,20 +223,20 @@ class NodeTransport:
     def send(self, peer: int, range_id: int, message: dict[str, Any]) -> bool:
         """Queue a message; it leaves the node at the next ``release()`` (after the log flush)."""
         try:
-            body = encode_message(message)
+            wire = encode_message(range_id, message)
         except CodecError:
             log.exception("raft: cannot encode message for range %d", range_id)
             return False
         with self._lock:
-            self._outbox.append((peer, pb.RaftMessage(range_id=range_id, body=body)))
+            self._outbox.append((peer, wire))
         return True
 
     def send_now(self, peer: int, range_id: int, message: dict[str, Any]) -> None:
         try:
-            body = encode_message(message)
+            wire = encode_message(range_id, message)
         except CodecError:
             return
-        self._sender(peer).enqueue(pb.RaftMessage(range_id=range_id, body=body))
+        self._sender(peer).enqueue(wire)
 
     def stream_snapshot(self, peer: int, chunks: Any, timeout: float) -> pb.SnapshotAck:
         """Stream a snapshot to ``peer`` on its own channel (never blocks Raft traffic)."""
@@ -250,11 +257,14 @@ class NodeTransport:
         """Hand queued messages to the per-peer senders (call only once the log is durable)."""
         with self._lock:
             outbox, self._outbox = self._outbox, []
+            by_peer: dict[int, list[pb.RaftMessage]] = {}
             for peer, msg in outbox:
+                by_peer.setdefault(peer, []).append(msg)
+            for peer, msgs in by_peer.items():
                 sender = self._senders.get(peer)
                 if sender is None:
                     sender = self._senders[peer] = _PeerSender(self, peer)
-                sender.enqueue(msg)
+                sender.enqueue_many(msgs)
 
     def discard_outbox(self) -> None:
         with self._lock:
@@ -275,7 +285,7 @@ class NodeTransport:
                 self.on_peer_restart(batch.from_node)
         for msg in batch.messages:
             try:
-                decoded = decode_message(msg.body)
+                decoded = decode_message(msg)
             except CodecError as exc:
                 self.decode_errors += 1
                 log.warning("raft: bad message from n%d: %s", batch.from_node, exc)
