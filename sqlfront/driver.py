@@ -813,7 +813,8 @@ class Cursor:
                 self._rows = [row_from_proto(row) for row in response.rows]
             except ValueTypeError as exc:
                 raise InterfaceError(f"malformed response from the server: {exc}") from exc
-            self.rowcount = -1
+            # -1 for queries (like sqlite3); the changed rows for a write with RETURNING
+            self.rowcount = int(response.rows_affected) if response.rows_affected >= 0 else -1
         else:
             self.rowcount = int(response.rows_affected)
         if response.last_insert_rowid:

@@ -420,8 +420,7 @@ class Gateway:
         return pb.ExecuteResponse(rows_affected=-1)
 
     def _drop_table(self, tree: exp.Drop) -> pb.ExecuteResponse:
-        table = tree.this
-        name = table.name if isinstance(table, exp.Table) else ""
+        name = _drop_target(tree)
         if name.lower().startswith(_RESERVED_PREFIXES):
             raise StatementError(sqlstate.INSUFFICIENT_PRIVILEGE, f"{name} is reserved for atlasql")
         self._meta(
@@ -446,7 +445,7 @@ class Gateway:
         return pb.ExecuteResponse(rows_affected=-1)
 
     def _drop_index(self, tree: exp.Drop, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
-        name = tree.this.name if tree.this is not None else ""
+        name = _drop_target(tree)
         self._cluster.refresh_catalog()
         for table in self._cluster.catalog.snapshot().tables:
             for index_sql in table.index_sql:
@@ -509,9 +508,12 @@ class Gateway:
         gathered: dict[str, tuple[pb.TableDescriptor, pb.CommandResult]] = {}
         for t in tables:
             desc = self._range_of(t.name)
-            res = self._read(desc, f'SELECT * FROM "{t.name}"', None)
+            # Keep rowids (a rowid table re-inserted without them would be renumbered).
+            res = self._read(desc, f'SELECT rowid AS "__atlas_rowid", * FROM "{t.name}"', None)
             if res.HasField("error") and res.error.code:
-                return _from_result(res)
+                res = self._read(desc, f'SELECT * FROM "{t.name}"', None)  # WITHOUT ROWID
+                if res.HasField("error") and res.error.code:
+                    return _from_result(res)
             gathered[t.name] = (t, res)
         return self._local_query(request, gathered)
 
@@ -527,12 +529,11 @@ class Gateway:
             for table, res in tables.values():
                 engine.execute(table.create_sql)
                 if res.rows:
-                    width = len(res.rows[0].values)
-                    marks = ",".join("?" * width)
+                    columns = ['"rowid"' if c == "__atlas_rowid" else f'"{c}"' for c in res.columns]
+                    marks = ",".join("?" * len(columns))
+                    insert = f'INSERT INTO "{table.name}" ({", ".join(columns)}) VALUES ({marks})'
                     for row in res.rows:
-                        engine.execute(
-                            f'INSERT INTO "{table.name}" VALUES ({marks})', row_from_proto(row)
-                        )
+                        engine.execute(insert, row_from_proto(row))
             out = engine.query(request.sql, params_from_proto(request.params, request.named_params))
         finally:
             engine.close()
@@ -544,6 +545,14 @@ class Gateway:
             rows_affected=-1,
             returns_rows=out.returns_rows,
         )
+
+
+def _drop_target(tree: exp.Drop) -> str:
+    """The one object a DROP names (sqlglot keeps them in ``args["tables"]``)."""
+    targets = list(tree.args.get("tables") or ([tree.this] if tree.this is not None else []))
+    if len(targets) != 1 or not targets[0].name:
+        raise StatementError(sqlstate.SYNTAX_ERROR, "DROP takes exactly one name")
+    return str(targets[0].name)
 
 
 @functools.lru_cache(maxsize=1024)

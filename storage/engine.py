@@ -43,7 +43,9 @@ _PRAGMAS = (
 _INTERNAL_PREFIX = "_atlas_"
 
 _INSERT_RE = re.compile(r"^\s*(?:insert|replace)\b", re.I)
-_DML_RE = re.compile(r"^\s*(?:insert|replace|update|delete|with)\b", re.I)
+_WRITE_RE = re.compile(r"^\s*(?:insert|replace|update|delete)\b", re.I)
+_WITH_RE = re.compile(r"^\s*with\b", re.I)
+_WRITE_WORD_RE = re.compile(r"\b(?:insert|replace|update|delete)\b", re.I)
 
 _FATAL = (
     apsw.IOError,
@@ -278,8 +280,8 @@ class Engine:
         changed = conn.total_changes() != before
         if changed:
             affected = conn.changes()
-        elif _DML_RE.match(sql) and not columns:
-            affected = 0
+        elif _WRITE_RE.match(sql) or (_WITH_RE.match(sql) and _WRITE_WORD_RE.search(sql)):
+            affected = 0  # a write that changed nothing (with or without RETURNING)
         else:
             affected = -1 if not changed else conn.changes()
         return StatementResult(
