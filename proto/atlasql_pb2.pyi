@@ -293,7 +293,7 @@ class ChecksumOp(_message.Message):
     def __init__(self) -> None: ...
 
 class SqlWrite(_message.Message):
-    __slots__ = ("sql", "params", "named_params")
+    __slots__ = ("sql", "params", "named_params", "insert_table")
     class NamedParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -304,10 +304,12 @@ class SqlWrite(_message.Message):
     SQL_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     NAMED_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    INSERT_TABLE_FIELD_NUMBER: _ClassVar[int]
     sql: str
     params: _containers.RepeatedCompositeFieldContainer[Value]
     named_params: _containers.MessageMap[str, Value]
-    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ...) -> None: ...
+    insert_table: str
+    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., insert_table: _Optional[str] = ...) -> None: ...
 
 class SqlRead(_message.Message):
     __slots__ = ("sql", "params", "named_params", "catalog")

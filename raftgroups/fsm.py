@@ -99,7 +99,16 @@ def apply(engine: Engine, command: pb.Command, index: int, term: int = 0) -> pb.
                 return stale
         if op == "write":
             w = command.write
-            res = eng.execute(w.sql, params_from_proto(w.params, w.named_params))
+            if w.insert_table and eng.rowids_exhausted(w.insert_table):
+                res = StatementResult(
+                    error=SqlFailure(
+                        sqlstate.DATA_EXCEPTION,
+                        f"table {w.insert_table} holds the largest rowid (2^63-1): SQLite would"
+                        " pick a random rowid for this insert, which replicas cannot agree on",
+                    )
+                )
+            else:
+                res = eng.execute(w.sql, params_from_proto(w.params, w.named_params))
         elif op == "meta":
             res = apply_meta(eng, command.meta)
         elif op == "barrier":

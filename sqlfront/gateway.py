@@ -489,6 +489,8 @@ class Gateway:
                 changed = changed or filled
         sql = to_sql(rewritten) if changed else request.sql
         write = pb.SqlWrite(sql=sql)
+        if isinstance(tree, exp.Insert):
+            write.insert_table = table.name
         write.params.extend(request.params)
         for k, v in request.named_params.items():
             write.named_params[k].CopyFrom(v)

@@ -41,6 +41,7 @@ _PRAGMAS = (
 )
 
 _INTERNAL_PREFIX = "_atlas_"
+_INT64_MAX = 2**63 - 1
 
 _INSERT_RE = re.compile(r"^\s*(?:insert|replace)\b", re.I)
 _WRITE_RE = re.compile(r"^\s*(?:insert|replace|update|delete)\b", re.I)
@@ -232,6 +233,17 @@ class Engine:
                 self._conn.execute("ROLLBACK TO atlas_stmt")
             self._conn.execute("RELEASE atlas_stmt")
             return result
+
+    def rowids_exhausted(self, table: str) -> bool:
+        """Whether ``table`` holds the largest rowid (the next automatic rowid would be random)."""
+        with self._lock:
+            try:
+                row = self._conn.execute(
+                    f'SELECT max(rowid) FROM "{table.replace(chr(34), chr(34) * 2)}"'
+                ).fetchone()
+            except apsw.SQLError:
+                return False  # WITHOUT ROWID table, or no such table (the INSERT reports it)
+        return row is not None and row[0] == _INT64_MAX
 
     def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> StatementResult:
         """Run a read-only statement outside any Raft entry."""

@@ -52,10 +52,9 @@ AFFINITIES = ("INTEGER", "REAL", "TEXT", "BLOB", "NUMERIC", "")
 KNOWN_GAPS: frozenset[str] = frozenset(
     {
         # Once a table holds rowid 9223372036854775807, SQLite picks a *random* rowid for the
-        # next auto-keyed insert; atlasql applies that on every replica independently, so the
-        # replicas diverge (CHECK CONSISTENCY says INCONSISTENT; architecture invariant 1).
-        # Such inserts are not deterministic in SQLite either: the harness never issues one
-        # (counted as nondeterministic) and the generator avoids the maximal key.
+        # next auto-keyed insert. atlasql refuses such inserts (22000) so replicas cannot
+        # diverge (tested in test_rowid_exhaustion_is_refused_...); plain SQLite accepts them
+        # non-deterministically, so the generator avoids the maximal key.
         "rowid-exhaustion",
     }
 )

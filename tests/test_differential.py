@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+import sqlfront
 from tests.cluster import Cluster
 from tests.differential import (
     KNOWN_GAPS,
@@ -219,12 +220,12 @@ def test_rowcount_with_returning(diff_conn: object) -> None:
     assert cur.rowcount == 1  # as sqlite3
 
 
-@pytest.mark.xfail(strict=True, reason="KNOWN_GAPS rowid-exhaustion: replicas diverge")
-def test_gap_rowid_exhaustion_keeps_replicas_identical(diff_conn: object) -> None:
+def test_rowid_exhaustion_is_refused_and_replicas_stay_identical(diff_conn: object) -> None:
     name = f"d{next(_counter)}_max"
     _q(diff_conn, f"CREATE TABLE {name} (k INTEGER PRIMARY KEY, v)")
     _q(diff_conn, f"INSERT INTO {name} VALUES (9223372036854775807, 1)")
-    _q(diff_conn, f"INSERT INTO {name} (v) VALUES (2)")
+    with pytest.raises(sqlfront.DataError, match="largest rowid"):
+        _q(diff_conn, f"INSERT INTO {name} (v) VALUES (2)")
     rows = _q(diff_conn, f"CHECK CONSISTENCY FROM TABLE {name}")
     assert rows and all(r[-1] == "consistent" for r in rows), rows
 
