@@ -30,6 +30,21 @@ def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[object]:
         c.stop_all()
 
 
+@pytest.fixture(scope="module")
+def module_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """One started and initialised 3-node cluster shared by a module's tests (starting one
+    costs seconds; use distinct table names per test)."""
+    from tests.cluster import Cluster
+
+    c = Cluster(tmp_path_factory.mktemp("cluster"), n=3)
+    c.start_all()
+    try:
+        c.init()
+        yield c
+    finally:
+        c.stop_all()
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
     rep = yield

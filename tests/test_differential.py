@@ -50,22 +50,10 @@ _counter = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
-def diff_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """One 3-node cluster for the whole module (start-up costs seconds)."""
-    c = Cluster(tmp_path_factory.mktemp("differential"), n=3)
-    c.start_all()
-    try:
-        c.init()
-        yield c
-    finally:
-        c.stop_all()
-
-
-@pytest.fixture(scope="module")
-def diff_conn(diff_cluster: Cluster) -> Iterator[object]:
+def diff_conn(module_cluster: Cluster) -> Iterator[object]:
     import sqlfront
 
-    conn = sqlfront.connect(diff_cluster.addrs())
+    conn = sqlfront.connect(module_cluster.addrs())
     try:
         yield conn
     finally:

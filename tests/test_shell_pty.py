@@ -24,25 +24,9 @@ PROMPT = "atlasql> "
 TIMEOUT = 10
 
 
-@pytest.fixture(scope="module")
-def shell_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """One started and initialised 3-node cluster shared by this module's tests (like the
-    ``cluster`` fixture of conftest.py, module-scoped: starting a cluster costs ~3 s and the
-    tests only read each other's tables by distinct names)."""
-    from tests.cluster import Cluster
-
-    c = Cluster(tmp_path_factory.mktemp("shell"), n=3)
-    c.start_all()
-    try:
-        c.init()
-        yield c
-    finally:
-        c.stop_all()
-
-
 @pytest.fixture
-def cluster(shell_cluster: Any) -> Any:
-    return shell_cluster
+def cluster(module_cluster: Any) -> Any:
+    return module_cluster
 
 
 def wait_raw(child: pexpect.spawn) -> None:
