@@ -7,6 +7,7 @@ and the packages import whether or not the project is installed.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -152,3 +153,13 @@ def print_alarms(alarms: list[str]) -> None:
         )
         for line in alarms[:5]:
             print(f"  {line}")
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """The flags every benchmark takes: where to keep node directories, and a JSON copy."""
+    parser.add_argument(
+        "--nodes-dir",
+        default=None,
+        help="put (and keep) data directories here instead of a temp dir",
+    )
+    parser.add_argument("--json", default=None, metavar="FILE", help="also write results here")

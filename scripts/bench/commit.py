@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 import benchlib
 from benchlib import (
+    add_common_args,
     atlasql_cluster,
     log_alarms,
     print_alarms,
@@ -441,12 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip-etcd", action="store_true", help="measure atlasql only")
     parser.add_argument("--etcd-bin", default=None, help="etcd binary (default: etcd on PATH)")
-    parser.add_argument(
-        "--nodes-dir",
-        default=None,
-        help="put (and keep) data directories here instead of a temp dir",
-    )
-    parser.add_argument("--json", default=None, metavar="FILE", help="also write results here")
+    add_common_args(parser)
     args = parser.parse_args(argv)
     if args.requests < 1 or args.clients < 1 or args.duration <= 0 or args.warmup < 0:
         parser.error("--requests and --clients must be >= 1, --duration > 0, --warmup >= 0")

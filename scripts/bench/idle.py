@@ -25,6 +25,7 @@ from typing import Any
 
 import benchlib
 from benchlib import (
+    add_common_args,
     atlasql_cluster,
     cpu_seconds,
     log_alarms,
@@ -152,12 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         default=5.0,
         help="extra quiet seconds before the idle window starts (5)",
     )
-    parser.add_argument(
-        "--nodes-dir",
-        default=None,
-        help="put (and keep) data directories here instead of a temp dir",
-    )
-    parser.add_argument("--json", default=None, metavar="FILE", help="also write results here")
+    add_common_args(parser)
     args = parser.parse_args(argv)
     if args.ranges < 1 or args.idle <= 0 or args.poll <= 0:
         parser.error("--ranges must be >= 1, --idle and --poll > 0")

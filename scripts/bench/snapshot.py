@@ -37,7 +37,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import log_alarms, print_alarms, print_table, summarize, work_dir, write_json
+from benchlib import (
+    add_common_args,
+    log_alarms,
+    print_alarms,
+    print_table,
+    summarize,
+    work_dir,
+    write_json,
+)
 
 import sqlfront  # noqa: E402 - benchlib put the repo root on sys.path
 from tests.cluster import Cluster, wait_for  # noqa: E402
@@ -306,12 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the node directories (under --nodes-dir, else under the temp dir)",
     )
-    parser.add_argument(
-        "--nodes-dir",
-        default=None,
-        help="put (and keep) data directories here instead of a temp dir",
-    )
-    parser.add_argument("--json", default=None, metavar="FILE", help="also write results here")
+    add_common_args(parser)
     args = parser.parse_args(argv)
     if args.size_mb <= 0 or args.row_kb < 1 or args.stmt_kb < args.row_kb:
         parser.error("--size-mb > 0, --row-kb >= 1, --stmt-kb >= --row-kb")
