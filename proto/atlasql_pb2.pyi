@@ -474,28 +474,32 @@ class LogEntry(_message.Message):
     def __init__(self, data: _Optional[bytes] = ..., index: _Optional[int] = ..., term: _Optional[int] = ...) -> None: ...
 
 class AppendEntries(_message.Message):
-    __slots__ = ("term", "commit_index", "prev_log_index", "prev_log_term", "entries")
+    __slots__ = ("term", "commit_index", "prev_log_index", "prev_log_term", "entries", "hb")
     TERM_FIELD_NUMBER: _ClassVar[int]
     COMMIT_INDEX_FIELD_NUMBER: _ClassVar[int]
     PREV_LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
     PREV_LOG_TERM_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    HB_FIELD_NUMBER: _ClassVar[int]
     term: int
     commit_index: int
     prev_log_index: int
     prev_log_term: int
     entries: _containers.RepeatedCompositeFieldContainer[LogEntry]
-    def __init__(self, term: _Optional[int] = ..., commit_index: _Optional[int] = ..., prev_log_index: _Optional[int] = ..., prev_log_term: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[LogEntry, _Mapping]]] = ...) -> None: ...
+    hb: int
+    def __init__(self, term: _Optional[int] = ..., commit_index: _Optional[int] = ..., prev_log_index: _Optional[int] = ..., prev_log_term: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[LogEntry, _Mapping]]] = ..., hb: _Optional[int] = ...) -> None: ...
 
 class NextIndex(_message.Message):
-    __slots__ = ("next_index", "reset", "success")
+    __slots__ = ("next_index", "reset", "success", "hb")
     NEXT_INDEX_FIELD_NUMBER: _ClassVar[int]
     RESET_FIELD_NUMBER: _ClassVar[int]
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    HB_FIELD_NUMBER: _ClassVar[int]
     next_index: int
     reset: bool
     success: bool
-    def __init__(self, next_index: _Optional[int] = ..., reset: _Optional[bool] = ..., success: _Optional[bool] = ...) -> None: ...
+    hb: int
+    def __init__(self, next_index: _Optional[int] = ..., reset: _Optional[bool] = ..., success: _Optional[bool] = ..., hb: _Optional[int] = ...) -> None: ...
 
 class RaftBatch(_message.Message):
     __slots__ = ("from_node", "to_node", "messages", "incarnation")

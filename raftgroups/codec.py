@@ -4,7 +4,7 @@ Commands are ``atlasql.v1.Command`` protobufs. pysyncobj's own peer messages are
 of primitives; they travel as ``RaftMap`` value trees, so nothing a peer sends is unpickled.
 
 >>> msg = {"type": "append_entries", "term": 3, "commit_index": 1, "prevLogIdx": 1,
-...        "prevLogTerm": 0, "entries": [[b"x", 2, 3]]}
+...        "prevLogTerm": 0, "entries": [[b"x", 2, 3]], "hb": 0}
 >>> decode_message(encode_message(9, msg)) == msg
 True
 """
@@ -113,17 +113,19 @@ def _from_map(value: pb.RaftMap, depth: int) -> dict[str, Any]:
 
 _APPEND_KEYS = frozenset({"type", "term", "commit_index", "prevLogIdx", "prevLogTerm", "entries"})
 _NEXT_KEYS = frozenset({"type", "next_node_idx", "reset", "success"})
+_HB = frozenset({"hb"})
 
 
 def encode_message(range_id: int, message: dict[str, Any]) -> pb.RaftMessage:
     """Encode one pysyncobj message dict (typed for the hot ones, a value tree otherwise).
 
-    >>> m = {"type": "next_node_idx", "next_node_idx": 7, "reset": False, "success": True}
+    >>> m = {"type": "next_node_idx", "next_node_idx": 7, "reset": False, "success": True,
+    ...      "hb": 0}
     >>> decode_message(encode_message(1, m)) == m
     True
     """
     mtype = message.get("type")
-    if mtype == "append_entries" and message.keys() == _APPEND_KEYS:
+    if mtype == "append_entries" and message.keys() - _HB == _APPEND_KEYS:
         try:
             return pb.RaftMessage(
                 range_id=range_id,
@@ -135,17 +137,19 @@ def encode_message(range_id: int, message: dict[str, Any]) -> pb.RaftMessage:
                     entries=[
                         pb.LogEntry(data=e[0], index=e[1], term=e[2]) for e in message["entries"]
                     ],
+                    hb=message.get("hb", 0),
                 ),
             )
         except (TypeError, ValueError) as exc:
             raise CodecError(f"cannot encode append_entries: {exc}") from exc
-    if mtype == "next_node_idx" and message.keys() == _NEXT_KEYS:
+    if mtype == "next_node_idx" and message.keys() - _HB == _NEXT_KEYS:
         return pb.RaftMessage(
             range_id=range_id,
             next=pb.NextIndex(
                 next_index=message["next_node_idx"],
                 reset=bool(message["reset"]),
                 success=bool(message["success"]),
+                hb=message.get("hb", 0),
             ),
         )
     return pb.RaftMessage(range_id=range_id, body=_to_map(message, 0))
@@ -163,6 +167,7 @@ def decode_message(wire: pb.RaftMessage) -> dict[str, Any]:
             "prevLogIdx": int(a.prev_log_index),
             "prevLogTerm": int(a.prev_log_term),
             "entries": [[bytes(e.data), int(e.index), int(e.term)] for e in a.entries],
+            "hb": int(a.hb),
         }
     if kind == "next":
         n = wire.next
@@ -171,6 +176,7 @@ def decode_message(wire: pb.RaftMessage) -> dict[str, Any]:
             "next_node_idx": int(n.next_index),
             "reset": bool(n.reset),
             "success": bool(n.success),
+            "hb": int(n.hb),
         }
     if kind != "body":
         raise CodecError("Raft message without a body")

@@ -45,6 +45,7 @@ from .errors import (
     ReplicaStopped,
 )
 from .journal import RangeJournal, install
+from .lease import lease_expiry
 from .meta import read_catalog
 from .safety import clamp_ack, plan_append
 from .transport import GroupTransport, NodeTransport, RaftPeer
@@ -148,6 +149,17 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         self._prevote_won = False
         self._skip_prevote = False
         self._last_leader_contact = 0.0
+        # Leader lease (see lease.py): heartbeat sequences we sent and when, and per peer the
+        # send time of the latest one it acknowledged in the current term.
+        self._hb_seq = 0
+        self._hb_sent: dict[int, float] = {}
+        self._hb_acked: dict[int, float] = {}
+        self._hb_term = -1
+        self._last_hb_in = 0
+        self._lease_blocked_until = 0.0
+        self._lease_duration = 0.8 * timing.election_min
+        self.lease_reads = 0
+        self._transport.on_send = self._annotate
         # pysyncobj's own snapshot transfer would pickle the object; ours streams SQLite files.
         self._SyncObj__serializer.getTransmissionData = lambda node: None
 
@@ -281,6 +293,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
                 # Tell the followers to elect now (Raft's TimeoutNow): quiesced followers
                 # would otherwise wait for our node to look dead, and it may not.
                 term = int(self._SyncObj__raftCurrentTerm)
+                self._lease_blocked_until = float("inf")
                 for peer in self.peer_ids():
                     self._transport.send_now(peer, {"type": "timeout_now", "term": term})
                 self._SyncObj__setState(_RAFT_STATE.FOLLOWER)
@@ -352,6 +365,8 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
 
     def request_transfer(self, target: int) -> bool:
         """Tick thread: send TimeoutNow to ``target`` if it has caught up; False otherwise."""
+        # The target skips pre-vote, so our lease guarantees nothing from now on.
+        self._lease_blocked_until = time.monotonic() + 2 * self._timing.election_max
         box: dict[str, int] = {}
         self.transferLeadership(RaftPeer(target), lambda res, err: box.setdefault("err", err))
         return bool(box.get("err") == FAIL_REASON.SUCCESS)
@@ -414,6 +429,10 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             raise ReplicaStopped(f"range {self.range_id}: {self.stopped_reason}")
         if not self._isLeader():
             raise NotLeaderError(self.range_id, self.leader())
+        if command.WhichOneof("op") == "read":
+            served = self._read_under_lease(command, timeout)
+            if served is not None:
+                return served
         own = pb.Command()
         own.CopyFrom(command)
         return self._propose(own, timeout)
@@ -459,6 +478,73 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         self._skip_prevote = True
         self._SyncObj__raftElectionDeadline = 0.0
         self._wake()
+
+    # -- leader lease ------------------------------------------------------------------------
+
+    def _annotate(self, peer: int, message: dict[str, Any]) -> dict[str, Any]:
+        """Tick thread: tag outgoing heartbeats (leader) and acks (follower) for the lease."""
+        mtype = message.get("type")
+        if mtype == "append_entries" and self._isLeader():
+            term = int(self._SyncObj__raftCurrentTerm)
+            if term != self._hb_term:
+                self._hb_term, self._hb_acked = term, {}
+            self._hb_seq += 1
+            self._hb_sent[self._hb_seq] = time.monotonic()
+            if len(self._hb_sent) > 4096:
+                for seq in sorted(self._hb_sent)[:2048]:
+                    del self._hb_sent[seq]
+            return {**message, "hb": self._hb_seq}
+        if mtype == "next_node_idx":
+            return {**message, "hb": self._last_hb_in}
+        return message
+
+    def _note_ack(self, from_node: int, message: dict[str, Any]) -> None:
+        sent = self._hb_sent.get(int(message.get("hb", 0)))
+        if sent is not None and int(self._SyncObj__raftCurrentTerm) == self._hb_term:
+            if sent > self._hb_acked.get(from_node, 0.0):
+                self._hb_acked[from_node] = sent
+
+    def lease_valid(self, now: float) -> bool:
+        """Whether this leader may serve a consistent read without a Raft round."""
+        if not self._isLeader() or self.stopped_reason is not None:
+            return False
+        term = int(self._SyncObj__raftCurrentTerm)
+        if now < self._lease_blocked_until or term != self._hb_term:
+            return False
+        # Only once an entry of this term is committed does our commit index cover every
+        # write acknowledged by earlier leaders.
+        if self.journal.term_at(int(self._SyncObj__raftCommitIndex)) != term:
+            return False
+        voters = {int(n.id) for n in self._SyncObj__otherNodes}
+        acked = [t for p, t in self._hb_acked.items() if p in voters]
+        return now < lease_expiry(acked, len(voters) + 1, self._lease_duration)
+
+    def _read_under_lease(self, cmd: pb.Command, timeout: float) -> pb.CommandResult | None:
+        """Serve a read locally if the lease holds; None to fall back to a log read."""
+        now = time.monotonic()
+        if not self.lease_valid(now):
+            return None
+        commit = int(self._SyncObj__raftCommitIndex)
+        deadline = now + timeout
+        while int(self._SyncObj__raftLastApplied) < commit:
+            if time.monotonic() > deadline:
+                return None
+            self._wake()
+            time.sleep(0.0005)
+        if not self.lease_valid(time.monotonic()):
+            return None
+        r = cmd.read
+        if r.catalog:
+            blob = read_catalog(self.engine).SerializeToString()
+            return pb.CommandResult(
+                columns=["catalog"],
+                rows=[row_to_proto([blob])],
+                returns_rows=True,
+                applied_index=commit,
+            )
+        res = self.engine.query(r.sql, params_from_proto(r.params, r.named_params))
+        self.lease_reads += 1
+        return fsm.result_to_proto(res, commit)
 
     # -- pre-vote ----------------------------------------------------------------------------
 
@@ -602,6 +688,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         if mtype == "append_entries":
             if int(message.get("term", -1)) >= int(self._SyncObj__raftCurrentTerm):
                 self._last_leader_contact = time.monotonic()
+                self._last_hb_in = int(message.get("hb", 0))
             plan = plan_append(
                 message,
                 int(self._SyncObj__raftCurrentTerm),
@@ -622,6 +709,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
                 )
             return
         if mtype == "next_node_idx" and self._isLeader():
+            self._note_ack(from_node, message)
             match = self._SyncObj__raftMatchIndex.get(RaftPeer(from_node), 0)
             message = clamp_ack(message, int(match))
         self._transport.deliver(from_node, message)

@@ -337,11 +337,14 @@ class GroupTransport(Transport):  # type: ignore[misc]
     def dropNode(self, node: Any) -> None:
         self._peers.pop(node.id, None)
 
+    # Set by the group: annotates outgoing messages (leader-lease heartbeat sequences).
+    on_send: Any = None
+
     def send(self, node: Any, message: Any) -> bool:
         if "serialized" in message:
             # pysyncobj's own snapshot transfer (pickles); ours is InstallSnapshot.
             return True
-        return self._node_transport.send(int(node.id), self._range_id, message)
+        return self.send_to(int(node.id), message)
 
     def node(self, node_id: int) -> Any:
         """The pysyncobj node object for ``node_id`` (created on first use, e.g. a new replica)."""
@@ -352,6 +355,8 @@ class GroupTransport(Transport):  # type: ignore[misc]
         return node
 
     def send_to(self, node_id: int, message: dict[str, Any]) -> bool:
+        if self.on_send is not None:
+            message = self.on_send(node_id, message)
         return self._node_transport.send(node_id, self._range_id, message)
 
     def send_now(self, node_id: int, message: dict[str, Any]) -> None:
