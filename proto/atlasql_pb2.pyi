@@ -157,6 +157,46 @@ class ReplicaStatus(_message.Message):
     last_index: int
     def __init__(self, range_id: _Optional[int] = ..., is_leader: _Optional[bool] = ..., leader: _Optional[int] = ..., applied_index: _Optional[int] = ..., commit_index: _Optional[int] = ..., term: _Optional[int] = ..., stopped: _Optional[str] = ..., last_index: _Optional[int] = ...) -> None: ...
 
+class DrainRequest(_message.Message):
+    __slots__ = ("node_id", "timeout_seconds")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    timeout_seconds: float
+    def __init__(self, node_id: _Optional[int] = ..., timeout_seconds: _Optional[float] = ...) -> None: ...
+
+class DrainResponse(_message.Message):
+    __slots__ = ("leaders_moved", "leaders_left", "error")
+    LEADERS_MOVED_FIELD_NUMBER: _ClassVar[int]
+    LEADERS_LEFT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    leaders_moved: int
+    leaders_left: int
+    error: Error
+    def __init__(self, leaders_moved: _Optional[int] = ..., leaders_left: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+
+class DecommissionRequest(_message.Message):
+    __slots__ = ("node_id",)
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    def __init__(self, node_id: _Optional[int] = ...) -> None: ...
+
+class DecommissionProgress(_message.Message):
+    __slots__ = ("replicas_total", "replicas_moved", "range_id", "message", "error", "done")
+    REPLICAS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_MOVED_FIELD_NUMBER: _ClassVar[int]
+    RANGE_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    replicas_total: int
+    replicas_moved: int
+    range_id: int
+    message: str
+    error: Error
+    done: bool
+    def __init__(self, replicas_total: _Optional[int] = ..., replicas_moved: _Optional[int] = ..., range_id: _Optional[int] = ..., message: _Optional[str] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., done: _Optional[bool] = ...) -> None: ...
+
 class FaultRequest(_message.Message):
     __slots__ = ("partition", "delay_ms", "heal", "fail_next_log_write")
     class DelayMsEntry(_message.Message):

@@ -131,6 +131,16 @@ class AdminStub:
                 request_serializer=atlasql__pb2.FaultRequest.SerializeToString,
                 response_deserializer=atlasql__pb2.FaultResponse.FromString,
                 _registered_method=True)
+        self.Drain = channel.unary_unary(
+                '/atlasql.v1.Admin/Drain',
+                request_serializer=atlasql__pb2.DrainRequest.SerializeToString,
+                response_deserializer=atlasql__pb2.DrainResponse.FromString,
+                _registered_method=True)
+        self.Decommission = channel.unary_stream(
+                '/atlasql.v1.Admin/Decommission',
+                request_serializer=atlasql__pb2.DecommissionRequest.SerializeToString,
+                response_deserializer=atlasql__pb2.DecommissionProgress.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -171,6 +181,20 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Drain(self, request, context):
+        """Move every range leader off `node_id`, then have that node refuse new client work.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Decommission(self, request, context):
+        """Move every replica off `node_id` (one step at a time), streaming progress.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -198,6 +222,16 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.InjectFault,
                     request_deserializer=atlasql__pb2.FaultRequest.FromString,
                     response_serializer=atlasql__pb2.FaultResponse.SerializeToString,
+            ),
+            'Drain': grpc.unary_unary_rpc_method_handler(
+                    servicer.Drain,
+                    request_deserializer=atlasql__pb2.DrainRequest.FromString,
+                    response_serializer=atlasql__pb2.DrainResponse.SerializeToString,
+            ),
+            'Decommission': grpc.unary_stream_rpc_method_handler(
+                    servicer.Decommission,
+                    request_deserializer=atlasql__pb2.DecommissionRequest.FromString,
+                    response_serializer=atlasql__pb2.DecommissionProgress.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -345,6 +379,60 @@ class Admin:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def Drain(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atlasql.v1.Admin/Drain',
+            atlasql__pb2.DrainRequest.SerializeToString,
+            atlasql__pb2.DrainResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Decommission(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/atlasql.v1.Admin/Decommission',
+            atlasql__pb2.DecommissionRequest.SerializeToString,
+            atlasql__pb2.DecommissionProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class InternalStub:
     """Missing associated documentation comment in .proto file."""
@@ -399,6 +487,11 @@ class InternalStub:
                 '/atlasql.v1.Internal/TransferLeader',
                 request_serializer=atlasql__pb2.TransferLeaderRequest.SerializeToString,
                 response_deserializer=atlasql__pb2.TransferLeaderResponse.FromString,
+                _registered_method=True)
+        self.SetDraining = channel.unary_unary(
+                '/atlasql.v1.Internal/SetDraining',
+                request_serializer=atlasql__pb2.EnsureReplicasRequest.SerializeToString,
+                response_deserializer=atlasql__pb2.EnsureReplicasResponse.FromString,
                 _registered_method=True)
 
 
@@ -463,6 +556,13 @@ class InternalServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetDraining(self, request, context):
+        """Operator drain: this node stops taking client statements and stops campaigning.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InternalServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -510,6 +610,11 @@ def add_InternalServicer_to_server(servicer, server):
                     servicer.TransferLeader,
                     request_deserializer=atlasql__pb2.TransferLeaderRequest.FromString,
                     response_serializer=atlasql__pb2.TransferLeaderResponse.SerializeToString,
+            ),
+            'SetDraining': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetDraining,
+                    request_deserializer=atlasql__pb2.EnsureReplicasRequest.FromString,
+                    response_serializer=atlasql__pb2.EnsureReplicasResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -755,6 +860,33 @@ class Internal:
             '/atlasql.v1.Internal/TransferLeader',
             atlasql__pb2.TransferLeaderRequest.SerializeToString,
             atlasql__pb2.TransferLeaderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetDraining(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atlasql.v1.Internal/SetDraining',
+            atlasql__pb2.EnsureReplicasRequest.SerializeToString,
+            atlasql__pb2.EnsureReplicasResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -145,6 +145,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         # Pre-vote (Raft thesis §9.6): an election starts only after a majority said it would
         # vote, so a node that was cut off cannot depose a healthy leader when it returns.
         self.is_live: Callable[[int], bool] = lambda node: False
+        self.may_campaign: Callable[[], bool] = lambda: True
         self._prevote: tuple[int, set[int]] | None = None
         self._prevote_won = False
         self._skip_prevote = False
@@ -555,6 +556,9 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             self._prevote = None
             return
         if self._SyncObj__raftElectionDeadline >= now or not self._SyncObj__otherNodes:
+            return
+        if not self.may_campaign():
+            self._SyncObj__raftElectionDeadline = now + self._timing.election_max
             return
         if self._prevote_won or self._skip_prevote or self._SyncObj__transferInProgress:
             self._prevote_won = self._skip_prevote = False

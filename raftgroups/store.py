@@ -75,6 +75,7 @@ class Store:
         self._snapshots_in_flight: set[tuple[int, int]] = set()
         self.snapshots_sent = 0
         self.snapshots_installed = 0
+        self.draining = False  # operator drain: no replica here campaigns
         self.transport.on_peer_restart = self._on_peer_restart
         self._live_window = self.timing.election_max
         self._wake_event = threading.Event()
@@ -179,6 +180,7 @@ class Store:
                 group.close()
                 return existing.group
             group.is_live = self._is_live
+            group.may_campaign = lambda: not self.draining
             rep = self._replicas[range_id] = _Replica(group)
             now = time.monotonic()
             for t, from_node, message in self._early.pop(range_id, ()):

@@ -8,6 +8,7 @@ refreshes the catalog and opens or removes replicas to match it.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -15,6 +16,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent import futures
 from typing import Any
 
@@ -148,6 +150,7 @@ class Node:
         self.gateway = Gateway(self)
         self.server: grpc.Server | None = None
         self._health = health.HealthServicer()
+        self.draining = False
         self.client_slots = threading.BoundedSemaphore(_MAX_CLIENT_STATEMENTS)
         self.forward_slots = threading.BoundedSemaphore(_MAX_FORWARDED)
         self._thread: threading.Thread | None = None
@@ -350,6 +353,128 @@ class Node:
         new = self.catalog.range(range_id)
         assert new is not None
         return new
+
+    # -- operator actions ------------------------------------------------------------------------
+
+    def _leaders_on(self, node_id: int) -> list[int]:
+        for st in self.cluster_status().nodes:
+            if st.node.node_id == node_id and st.reachable:
+                return [r.range_id for r in st.replicas if r.is_leader]
+        return []
+
+    def drain(self, node_id: int, timeout: float) -> pb.DrainResponse:
+        """Move every leader off ``node_id``, then make it refuse client work and elections."""
+        resp = pb.DrainResponse()
+        address = self._resolve_unless_partitioned(node_id)
+        if not address:
+            resp.error.code = sqlstate.INVALID_PARAMETER
+            resp.error.message = f"no reachable node n{node_id}"
+            return resp
+        self._set_draining(node_id, address)
+        deadline = time.monotonic() + timeout
+        self.refresh_catalog()
+        while time.monotonic() < deadline:
+            leaders = self._leaders_on(node_id)
+            if not leaders:
+                break
+            for range_id in leaders:
+                desc = self.catalog.range(range_id) or (
+                    self.meta_descriptor() if range_id == META_RANGE_ID else None
+                )
+                targets = [n for n in (desc.replicas if desc else []) if n != node_id]
+                if not targets:
+                    continue
+                try:
+                    self.relocate_leader(range_id, targets[0], timeout=5.0)
+                    resp.leaders_moved += 1
+                except RangeUnavailableError:
+                    continue
+        resp.leaders_left = len(self._leaders_on(node_id))
+        return resp
+
+    def _set_draining(self, node_id: int, address: str) -> None:
+        if node_id == self.node_id:
+            self.set_draining()
+            return
+        try:
+            self.channels.internal(address).SetDraining(
+                pb.EnsureReplicasRequest(), timeout=5.0, metadata=self.channels.metadata
+            )
+        except grpc.RpcError as exc:
+            raise RangeUnavailableError(
+                sqlstate.CONNECTION_FAILURE, f"n{node_id} unreachable: {exc.code().name}"
+            ) from exc
+
+    def set_draining(self) -> None:
+        """This node takes no new client statements and campaigns for no range."""
+        self.draining = True
+        self.store.draining = True
+        self._health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    def decommission(self, node_id: int) -> Iterator[pb.DecommissionProgress]:
+        """Move every replica off ``node_id``, one range at a time (leaders first drained)."""
+        self.refresh_catalog()
+        cat = self.catalog.snapshot()
+        if node_id not in {n.node_id for n in cat.nodes}:
+            bad = pb.DecommissionProgress(done=True)
+            bad.error.code = sqlstate.INVALID_PARAMETER
+            bad.error.message = f"no node n{node_id}"
+            yield bad
+            return
+        ranges = [r for r in cat.ranges if node_id in r.replicas or node_id in r.non_voters]
+        progress = pb.DecommissionProgress(replicas_total=len(ranges))
+        if node_id in self.state.meta_replicas:
+            progress.message = (
+                f"n{node_id} holds a meta range replica, which cannot be moved yet; "
+                "its table ranges are moved"
+            )
+        yield progress
+        address = self._resolve_unless_partitioned(node_id)
+        if address:
+            with contextlib.suppress(RangeUnavailableError):
+                self.drain(node_id, timeout=20.0)
+        counts: dict[int, int] = {}
+        for r in cat.ranges:
+            for n in list(r.replicas) + list(r.non_voters):
+                counts[n] = counts.get(n, 0) + 1
+        live = set(self.live_nodes())
+        for r in ranges:
+            step = pb.DecommissionProgress(replicas_total=len(ranges), range_id=r.range_id)
+            try:
+                if node_id in r.non_voters:
+                    self.change_replicas(
+                        r.range_id, list(r.replicas), [n for n in r.non_voters if n != node_id]
+                    )
+                else:
+                    held = set(r.replicas) | set(r.non_voters)
+                    spare = sorted(
+                        (n for n in live if n not in held and n != node_id),
+                        key=lambda n: (counts.get(n, 0), n),
+                    )
+                    if not spare:
+                        raise RangeUnavailableError(
+                            sqlstate.INVALID_PARAMETER,
+                            f"range {r.range_id}: no other live node to move its replica to",
+                        )
+                    target = spare[0]
+                    voters = list(r.replicas)
+                    non_voters = [n for n in r.non_voters if n != target]
+                    self.change_replicas(r.range_id, voters + [target], non_voters)
+                    self.change_replicas(
+                        r.range_id, [n for n in voters if n != node_id] + [target], non_voters
+                    )
+                    counts[target] = counts.get(target, 0) + 1
+                progress.replicas_moved += 1
+                step.message = f"range {r.range_id} moved off n{node_id}"
+            except RangeUnavailableError as exc:
+                step.error.code = exc.code
+                step.error.message = exc.message
+            step.replicas_moved = progress.replicas_moved
+            yield step
+        final = pb.DecommissionProgress(
+            replicas_total=len(ranges), replicas_moved=progress.replicas_moved, done=True
+        )
+        yield final
 
     def gateway_meta(self, op: pb.MetaOp) -> pb.CommandResult:
         desc = self.meta_descriptor()

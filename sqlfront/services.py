@@ -16,6 +16,7 @@ import grpc
 
 from proto import pb, rpc
 from raftgroups import NotLeaderError, RangeNotFoundError, ReplicaStopped
+from router import RangeUnavailableError
 from storage import Engine, ValueTypeError, sqlstate
 
 if TYPE_CHECKING:
@@ -38,6 +39,11 @@ class SqlService(rpc.SQLServicer):
                 resp.error.message = (
                     "the cluster is not initialised yet: run `atlasql init --host HOST:PORT`"
                 )
+                return resp
+            if self._node.draining:
+                resp = pb.ExecuteResponse()
+                resp.error.code = "57P01"
+                resp.error.message = "this node is draining: connect to another node"
                 return resp
             if not self._node.client_slots.acquire(timeout=30.0):
                 resp = pb.ExecuteResponse()
@@ -89,6 +95,27 @@ class AdminService(rpc.AdminServicer):
     ) -> pb.CatalogResponse:
         return self._node.catalog_response(request.known_version, consistent=True)
 
+    def Drain(
+        self,
+        request: pb.DrainRequest,
+        context: grpc.ServicerContext,  # noqa: N802
+    ) -> pb.DrainResponse:
+        timeout = request.timeout_seconds if request.timeout_seconds > 0 else 30.0
+        try:
+            return self._node.drain(request.node_id, min(timeout, 300.0))
+        except RangeUnavailableError as exc:
+            resp = pb.DrainResponse()
+            resp.error.code = exc.code
+            resp.error.message = exc.message
+            return resp
+
+    def Decommission(
+        self,
+        request: pb.DecommissionRequest,
+        context: grpc.ServicerContext,  # noqa: N802
+    ) -> Any:
+        yield from self._node.decommission(request.node_id)
+
     def InjectFault(
         self,
         request: pb.FaultRequest,
@@ -120,6 +147,14 @@ class AdminService(rpc.AdminServicer):
 
 
 class InternalService(rpc.InternalServicer):
+    def SetDraining(
+        self,
+        request: pb.EnsureReplicasRequest,
+        context: grpc.ServicerContext,  # noqa: N802
+    ) -> pb.EnsureReplicasResponse:
+        self._node.set_draining()
+        return pb.EnsureReplicasResponse()
+
     def __init__(self, node: Node) -> None:
         self._node = node
 
