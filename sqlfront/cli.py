@@ -18,6 +18,7 @@ import grpc
 
 from proto import pb, rpc
 
+from .admincli import AdminError, add_parsers
 from .config import ConfigError, NodeConfig, parse_hostport, parse_locality
 
 FORMATS = ("table", "csv", "tsv", "json", "markdown")
@@ -115,43 +116,6 @@ def _cmd_sql(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _die(str(exc))
     return run_shell(hosts, statements=args.execute, fmt=args.format, on_error=args.on_error)
-
-
-# -- node status ---------------------------------------------------------------------------------
-
-
-def _cmd_status(args: argparse.Namespace) -> int:
-    try:
-        host = parse_hostport(args.host, "--host")
-    except ConfigError as exc:
-        return _die(str(exc))
-    with grpc.insecure_channel(host) as channel:
-        try:
-            resp = rpc.AdminStub(channel).Status(pb.StatusRequest(), timeout=5)
-        except grpc.RpcError as exc:
-            return _die(f"cannot reach {host}: {exc.code().name}", 1)
-    from .format import format_result
-
-    loc = ",".join(f"{t.key}={t.value}" for t in resp.node.locality.tiers)
-    cluster_id = resp.node.cluster_id or "-"
-    print(f"node n{resp.node.node_id} at {resp.node.address} ({loc}) cluster {cluster_id}")
-    rows = [
-        (
-            r.range_id,
-            "yes" if r.is_leader else "no",
-            f"n{r.leader}" if r.leader else "-",
-            r.term,
-            r.commit_index,
-            r.applied_index,
-        )
-        for r in resp.replicas
-    ]
-    print(
-        format_result(
-            ["range", "leader here", "leader", "term", "commit", "applied"], rows, args.format
-        )
-    )
-    return 0
 
 
 # -- demo ----------------------------------------------------------------------------------------
@@ -309,19 +273,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="error", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("node", help="node commands")
-    nsub = p.add_subparsers(dest="node_command", required=True, metavar="NODE_COMMAND")
-    q = nsub.add_parser("status", help="show one node's replicas and leaders")
-    q.add_argument("--host", required=True, help="HOST:PORT of the node")
-    q.add_argument("--format", choices=FORMATS, default="table")
-    q.set_defaults(func=_cmd_status)
+    add_parsers(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except AdminError as exc:
+        return _die(str(exc), 1)
     return result
 
 

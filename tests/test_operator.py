@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import grpc
 import pytest
 
 import sqlfront
-from proto import pb, rpc
-from tests.cluster import Cluster, wait_for
+from tests.cluster import Cluster, atlasql, wait_for
 
 
 def test_drain_then_decommission_a_node(tmp_path: Path) -> None:
@@ -28,23 +26,34 @@ def test_drain_then_decommission_a_node(tmp_path: Path) -> None:
         for range_id in holds:
             conn.execute(f"ALTER RANGE {range_id} RELOCATE LEADER TO {victim}")
 
-        with grpc.insecure_channel(c.addr(1)) as ch:
-            admin = rpc.AdminStub(ch)
-            drained = admin.Drain(pb.DrainRequest(node_id=victim, timeout_seconds=30), timeout=60)
-            assert not drained.error.code, drained.error.message
-            assert drained.leaders_moved >= len(holds) and drained.leaders_left == 0
-            assert not [r for r in c.status(victim).replicas if r.is_leader]
-            with pytest.raises(sqlfront.OperationalError):
-                sqlfront.connect(c.addr(victim), timeout=3).execute("SELECT 1")
+        listed = atlasql("node", "ls", "--host", c.addr(1), "--format", "csv")
+        assert listed.returncode == 0, listed.stderr
+        assert "n4," in listed.stdout and "live" in listed.stdout
+        ranges = atlasql("range", "ls", "--host", c.addr(2), "--table", "a")
+        assert ranges.returncode == 0 and "(1 row)" in ranges.stdout, ranges.stdout
 
-            steps = list(admin.Decommission(pb.DecommissionRequest(node_id=victim), timeout=120))
-        assert steps[-1].done and steps[-1].replicas_moved == steps[-1].replicas_total
-        assert not [s for s in steps if s.error.code], [s.error.message for s in steps]
+        drained = atlasql("node", "drain", str(victim), "--host", c.addr(1))
+        assert drained.returncode == 0, drained.stdout + drained.stderr
+        assert f"{len(holds)} leaders moved, 0 left" in drained.stdout
+        assert not [r for r in c.status(victim).replicas if r.is_leader]
+        with pytest.raises(sqlfront.OperationalError):
+            sqlfront.connect(c.addr(victim), timeout=3).execute("SELECT 1")
+
+        gone = atlasql("node", "decommission", str(victim), "--host", c.addr(1), timeout=180)
+        assert gone.returncode == 0, gone.stdout + gone.stderr
+        assert f"{len(holds)}/{len(holds)} replicas moved" in gone.stdout
         wait_for("n4 holds no replica", lambda: not c.status(victim).replicas, timeout=30)
+        status = atlasql("node", "status", str(victim), "--host", c.addr(1), "--format", "csv")
+        assert status.returncode == 0 and "n4," in status.stdout
         for name in ("a", "b", "c"):
             assert conn.execute(f"SELECT count(*) FROM {name}").fetchone() == (20,)
         report = conn.execute("CHECK CONSISTENCY").fetchall()
         assert all(r[4] == "consistent" for r in report), report
         assert victim not in {r[1] for r in report}
+
+        bad = atlasql("node", "drain", "9", "--host", c.addr(1))
+        assert bad.returncode == 1 and "no reachable node n9" in bad.stderr
+        unreachable = atlasql("node", "ls", "--host", "127.0.0.1:1")
+        assert unreachable.returncode == 1 and "cannot reach 127.0.0.1:1" in unreachable.stderr
     finally:
         c.stop_all()
