@@ -234,6 +234,24 @@ class Store:
     def propose(self, range_id: int, command: pb.Command, timeout: float) -> pb.CommandResult:
         return self.get(range_id).propose(command, timeout)
 
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """Figures for the node's metrics (read at scrape time)."""
+        with self._lock:
+            groups = [r.group for r in self._replicas.values()]
+            active = len(self._active)
+        return {
+            "replicas": len(groups),
+            "leaders": sum(1 for g in groups if g.is_leader()),
+            "stopped": sum(1 for g in groups if g.stopped_reason is not None),
+            "active": active,
+            "term_sum": sum(int(g.raftCurrentTerm) for g in groups),
+            "commits": sum(int(g.raftCommitIndex) for g in groups),
+            "lease_reads": sum(g.lease_reads for g in groups),
+            "snapshots_sent": self.snapshots_sent,
+            "snapshots_installed": self.snapshots_installed,
+            "flushes": self.log_store.flushes,
+        }
+
     def status(self) -> list[pb.ReplicaStatus]:
         with self._lock:
             groups = [r.group for r in self._replicas.values()]

@@ -56,6 +56,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
             cluster_secret=secret,
             enable_fault_injection=args.enable_fault_injection,
             raft_log_max_entries=args.raft_log_max_entries,
+            http_addr=args.http_addr or "",
         )
     except (ConfigError, OSError) as exc:
         return _die(str(exc))
@@ -223,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rtt-matrix", help="JSON file of inter-region round-trip times (not implemented yet)"
     )
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--http-addr", help="HOST:PORT to serve Prometheus metrics on (/metrics)")
     p.add_argument("--enable-fault-injection", action="store_true", help=argparse.SUPPRESS)
     p.add_argument(
         "--raft-log-max-entries",

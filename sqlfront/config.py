@@ -58,6 +58,7 @@ class NodeConfig:
     cluster_secret: str = ""
     enable_fault_injection: bool = False
     raft_log_max_entries: int = 10_000
+    http_addr: str = ""
 
     def __post_init__(self) -> None:
         if not 0 < self.node_id < 2**31:
@@ -65,6 +66,8 @@ class NodeConfig:
         parse_hostport(self.listen, "--listen")
         for j in self.join:
             parse_hostport(j, "--join")
+        if self.http_addr:
+            parse_hostport(self.http_addr, "--http-addr")
         if self.raft_log_max_entries < 10:
             raise ConfigError("--raft-log-max-entries: must be at least 10")
         if not self.data_dir:

@@ -41,6 +41,7 @@ from storage import EngineFailure, sqlstate
 
 from .config import NodeConfig
 from .gateway import Gateway
+from .metrics import NodeMetrics
 from .services import AdminService, InternalService, SqlService
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,7 @@ class Node:
         self.server: grpc.Server | None = None
         self._health = health.HealthServicer()
         self.draining = False
+        self.metrics = NodeMetrics(self.store.metrics_snapshot)
         self.client_slots = threading.BoundedSemaphore(_MAX_CLIENT_STATEMENTS)
         self.forward_slots = threading.BoundedSemaphore(_MAX_FORWARDED)
         self._thread: threading.Thread | None = None
@@ -555,6 +557,8 @@ class Node:
 
     def propose_local(self, range_id: int, command: pb.Command, timeout: float) -> pb.RangeResponse:
         resp = pb.RangeResponse()
+        if command.WhichOneof("op") != "read":
+            self.metrics.proposals.inc()
         try:
             resp.result.CopyFrom(self.store.propose(range_id, command, timeout))
         except NotLeaderError as exc:
@@ -652,6 +656,8 @@ class Node:
             raise SystemExit(f"--listen: cannot bind {self.config.listen}")
         server.start()
         self.server = server
+        if self.config.http_addr:
+            self.metrics.serve(self.config.http_addr)
         self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         self._thread = threading.Thread(target=self._background, name="node-loop", daemon=True)
         self._thread.start()

@@ -19,6 +19,8 @@ from raftgroups import NotLeaderError, RangeNotFoundError, ReplicaStopped
 from router import RangeUnavailableError
 from storage import Engine, ValueTypeError, sqlstate
 
+from .metrics import statement_kind
+
 if TYPE_CHECKING:
     from .node import Node
 
@@ -50,10 +52,18 @@ class SqlService(rpc.SQLServicer):
                 resp.error.code = "53300"
                 resp.error.message = "too many concurrent statements on this node; retry"
                 return resp
+            metrics = self._node.metrics
+            kind = statement_kind(request.sql)
+            metrics.statements.labels(kind).inc()
+            started = time.perf_counter()
             try:
-                return self._node.gateway.execute(request)
+                resp = self._node.gateway.execute(request)
             finally:
                 self._node.client_slots.release()
+                metrics.latency.labels(kind).observe(time.perf_counter() - started)
+            if resp.error.code:
+                metrics.errors.labels(resp.error.code).inc()
+            return resp
         except ValueTypeError as exc:
             resp = pb.ExecuteResponse()
             resp.error.code = sqlstate.PROTOCOL_VIOLATION
@@ -204,6 +214,7 @@ class InternalService(rpc.InternalServicer):
             resp.error.code = sqlstate.PROTOCOL_VIOLATION
             resp.error.message = "RangeExecute needs a command with an operation"
             return resp
+        self._node.metrics.forwarded.inc()
         if not self._node.forward_slots.acquire(timeout=10.0):
             resp = pb.RangeResponse()
             resp.error.code = sqlstate.RANGE_UNAVAILABLE

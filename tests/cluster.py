@@ -60,12 +60,18 @@ class Cluster:
     """N node processes. Node ids are 1..N."""
 
     def __init__(
-        self, root: Path, n: int = 3, secret: str = "test-secret", extra_args: tuple[str, ...] = ()
+        self,
+        root: Path,
+        n: int = 3,
+        secret: str = "test-secret",
+        extra_args: tuple[str, ...] = (),
+        metrics: bool = False,
     ) -> None:
         self.root = root
         self.n = n
         self.secret = secret
         self.extra_args = extra_args
+        self.http_ports = {i: free_port() for i in range(1, n + 1)} if metrics else {}
         self.ports = {i: free_port() for i in range(1, n + 1)}
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -101,6 +107,7 @@ class Cluster:
                 "info",
                 "--enable-fault-injection",
                 *self.extra_args,
+                *(["--http-addr", f"127.0.0.1:{self.http_ports[i]}"] if self.http_ports else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -57,3 +57,38 @@ def test_drain_then_decommission_a_node(tmp_path: Path) -> None:
         assert unreachable.returncode == 1 and "cannot reach 127.0.0.1:1" in unreachable.stderr
     finally:
         c.stop_all()
+
+
+def test_prometheus_metrics_count_statements_and_raft_state(tmp_path: Path) -> None:
+    import urllib.request
+
+    c = Cluster(tmp_path, n=3, metrics=True)
+    c.start_all()
+    try:
+        c.init()
+        conn = sqlfront.connect(c.addr(1))
+        conn.execute("CREATE TABLE m(id INTEGER PRIMARY KEY)")
+        for i in range(5):
+            conn.execute("INSERT INTO m VALUES (?)", (i,))
+        with pytest.raises(sqlfront.ProgrammingError):
+            conn.execute("SELECT * FROM nope")
+
+        def scrape(node: int) -> str:
+            url = f"http://127.0.0.1:{c.http_ports[node]}/metrics"
+            with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback
+                return str(resp.read().decode())
+
+        text = scrape(1)
+        assert 'atlasql_sql_statements_total{kind="INSERT"} 5.0' in text
+        assert 'atlasql_sql_errors_total{code="42P01"} 1.0' in text
+        assert "atlasql_sql_statement_seconds_bucket" in text
+        assert "atlasql_replicas 2.0" in text  # the meta range and m's range
+        leaders = sum(
+            float(line.split()[-1])
+            for node in (1, 2, 3)
+            for line in scrape(node).splitlines()
+            if line.startswith("atlasql_leaders ")
+        )
+        assert leaders == 2.0
+    finally:
+        c.stop_all()
