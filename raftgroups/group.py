@@ -532,20 +532,24 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
                 return None
             self._wake()
             time.sleep(0.0005)
-        if not self.lease_valid(time.monotonic()):
-            return None
         r = cmd.read
         if r.catalog:
             blob = read_catalog(self.engine).SerializeToString()
-            return pb.CommandResult(
+            out = pb.CommandResult(
                 columns=["catalog"],
                 rows=[row_to_proto([blob])],
                 returns_rows=True,
                 applied_index=commit,
             )
-        res = self.engine.query(r.sql, params_from_proto(r.params, r.named_params))
+        else:
+            res = self.engine.query(r.sql, params_from_proto(r.params, r.named_params))
+            out = fsm.result_to_proto(res, commit)
+        # Check again *after* reading: if this process stalled (CPU starvation, GC) past the
+        # lease, a new leader may have committed meanwhile; then the answer may be stale.
+        if not self.lease_valid(time.monotonic()):
+            return None
         self.lease_reads += 1
-        return fsm.result_to_proto(res, commit)
+        return out
 
     # -- pre-vote ----------------------------------------------------------------------------
 
