@@ -43,7 +43,7 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., position: _Optional[int] = ..., line: _Optional[int] = ..., column: _Optional[int] = ..., leader_hint: _Optional[int] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("sql", "params", "named_params", "session_id", "seq", "database")
+    __slots__ = ("sql", "params", "named_params", "session_id", "seq", "database", "batch")
     class NamedParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -57,13 +57,15 @@ class ExecuteRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     DATABASE_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     sql: str
     params: _containers.RepeatedCompositeFieldContainer[Value]
     named_params: _containers.MessageMap[str, Value]
     session_id: str
     seq: int
     database: str
-    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., session_id: _Optional[str] = ..., seq: _Optional[int] = ..., database: _Optional[str] = ...) -> None: ...
+    batch: _containers.RepeatedCompositeFieldContainer[Row]
+    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., session_id: _Optional[str] = ..., seq: _Optional[int] = ..., database: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[Row, _Mapping]]] = ...) -> None: ...
 
 class ExecuteResponse(_message.Message):
     __slots__ = ("columns", "rows", "rows_affected", "last_insert_rowid", "error", "returns_rows")
@@ -333,7 +335,7 @@ class ChecksumOp(_message.Message):
     def __init__(self) -> None: ...
 
 class SqlWrite(_message.Message):
-    __slots__ = ("sql", "params", "named_params", "insert_table")
+    __slots__ = ("sql", "params", "named_params", "insert_table", "batch")
     class NamedParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -345,11 +347,13 @@ class SqlWrite(_message.Message):
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     NAMED_PARAMS_FIELD_NUMBER: _ClassVar[int]
     INSERT_TABLE_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     sql: str
     params: _containers.RepeatedCompositeFieldContainer[Value]
     named_params: _containers.MessageMap[str, Value]
     insert_table: str
-    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., insert_table: _Optional[str] = ...) -> None: ...
+    batch: _containers.RepeatedCompositeFieldContainer[Row]
+    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., insert_table: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[Row, _Mapping]]] = ...) -> None: ...
 
 class SqlRead(_message.Message):
     __slots__ = ("sql", "params", "named_params", "catalog")

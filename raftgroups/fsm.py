@@ -17,6 +17,7 @@ from storage import (
     SqlFailure,
     StatementResult,
     params_from_proto,
+    row_from_proto,
     row_to_proto,
     sqlstate,
 )
@@ -107,6 +108,8 @@ def apply(engine: Engine, command: pb.Command, index: int, term: int = 0) -> pb.
                         " pick a random rowid for this insert, which replicas cannot agree on",
                     )
                 )
+            elif w.batch:
+                res = eng.execute_many(w.sql, [row_from_proto(r) for r in w.batch])
             else:
                 res = eng.execute(w.sql, params_from_proto(w.params, w.named_params))
         elif op == "meta":

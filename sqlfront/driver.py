@@ -50,7 +50,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from proto import pb, rpc
 from storage.errors import ValueTypeError
 from storage.sqlstate import CONNECTION_FAILURE
-from storage.values import SqlValue, params_to_proto, row_from_proto
+from storage.values import SqlValue, params_to_proto, row_from_proto, row_to_proto
 
 __all__ = [
     "apilevel",
@@ -89,6 +89,9 @@ threadsafety: Final = 1  # threads may share the module, not connections
 paramstyle: Final = "qmark"
 
 MAX_MESSAGE_BYTES: Final = 256 * 1024 * 1024
+BATCH_BYTES: Final = 16 * 1024 * 1024
+"""executemany sends its parameter rows in requests of about this size; each is one atomic
+Raft entry (all its rows apply or none)."""
 """gRPC send/receive limit: large enough for big result sets and blobs."""
 
 _CHANNEL_OPTIONS: Final = [
@@ -601,6 +604,22 @@ class Connection:
             self._uncommitted_writes = True
         return response
 
+    def _execute_batch(self, sql: str, rows: list[pb.Row]) -> pb.ExecuteResponse:
+        """executemany: many parameter rows in one request (one atomic Raft entry)."""
+        self._check_open()
+        request = pb.ExecuteRequest(
+            sql=sql,
+            batch=rows,
+            session_id=self._session_id,
+            seq=self._next_seq(),
+            database=self._database,
+        )
+        response = self._send(request)
+        if response.HasField("error") and (response.error.code or response.error.message):
+            raise error_from_proto(response.error)
+        self._uncommitted_writes = True
+        return response
+
     def _send(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
         """Send ``request`` unchanged (same ``seq``) to each address at most once."""
         problems: list[str] = []
@@ -733,15 +752,34 @@ class Cursor:
         self._check_open()
         self._reset()
         total = 0
+        batch: list[pb.Row] = []
+        size = 0
         for parameters in seq_of_parameters:
-            response = self.connection._execute(sql, parameters)
-            if response.returns_rows:
-                raise ProgrammingError("executemany() can only execute DML statements.")
-            if response.last_insert_rowid:
-                self.lastrowid = int(response.last_insert_rowid)
-            total += max(int(response.rows_affected), 0)
+            if isinstance(parameters, Mapping):
+                # named parameters travel one statement at a time
+                response = self.connection._execute(sql, parameters)
+                total += self._absorb(response)
+                continue
+            try:
+                row = row_to_proto(parameters)
+            except ValueTypeError as exc:
+                raise ProgrammingError(f"Error binding parameter: {exc}") from exc
+            batch.append(row)
+            size += row.ByteSize()
+            if size >= BATCH_BYTES:
+                total += self._absorb(self.connection._execute_batch(sql, batch))
+                batch, size = [], 0
+        if batch:
+            total += self._absorb(self.connection._execute_batch(sql, batch))
         self.rowcount = total
         return self
+
+    def _absorb(self, response: pb.ExecuteResponse) -> int:
+        if response.returns_rows:
+            raise ProgrammingError("executemany() can only execute DML statements.")
+        if response.last_insert_rowid:
+            self.lastrowid = int(response.last_insert_rowid)
+        return max(int(response.rows_affected), 0)
 
     def fetchone(self) -> tuple[SqlValue, ...] | None:
         """The next row, or None when the result is exhausted."""

@@ -356,6 +356,10 @@ class Gateway:
         if isinstance(tree, (exp.Insert, exp.Update, exp.Delete)):
             return self._write(tree, request)
         if isinstance(tree, exp.Query):
+            if request.batch:
+                raise StatementError(
+                    sqlstate.SYNTAX_ERROR, "executemany() can only execute DML statements"
+                )
             return self._select(tree, request)
         name = type(tree).__name__.upper()
         raise StatementError(
@@ -487,8 +491,12 @@ class Gateway:
                     rewritten, list(columns), dict(nd), now=now, rng=self._rng
                 )
                 changed = changed or filled
+        if request.batch and changed:
+            # random()/'now' must differ per row as in SQLite: one entry per row instead.
+            return self._write_rows_one_by_one(tree, request)
         sql = to_sql(rewritten) if changed else request.sql
         write = pb.SqlWrite(sql=sql)
+        write.batch.extend(request.batch)
         if isinstance(tree, exp.Insert):
             write.insert_table = table.name
         write.params.extend(request.params)
@@ -497,6 +505,19 @@ class Gateway:
         desc = self._range_of(table.name)
         res = self._cluster.sender.send(desc, self._command(request, write=write))
         return _from_result(res)
+
+    def _write_rows_one_by_one(
+        self, tree: exp.Expr, request: pb.ExecuteRequest
+    ) -> pb.ExecuteResponse:
+        total, last_rowid = 0, 0
+        for row in request.batch:
+            single = pb.ExecuteRequest(sql=request.sql, params=list(row.values))
+            resp = self._write(tree, single)
+            if resp.HasField("error") and resp.error.code:
+                return resp
+            total += max(resp.rows_affected, 0)
+            last_rowid = resp.last_insert_rowid or last_rowid
+        return pb.ExecuteResponse(rows_affected=total, last_insert_rowid=last_rowid)
 
     def _select(self, tree: exp.Expr, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
         names = _table_names(tree)

@@ -36,6 +36,7 @@ from proto import pb, rpc
 from sqlfront.dialect import is_complete
 from sqlfront.driver import Connection, DatabaseError, Error, connect
 from sqlfront.format import FORMATS, format_result, format_status, statement_kind
+from sqlfront.shellcopy import CopyError, run_copy
 from sqlfront.shellmeta import (
     DATABASES,
     HELP,
@@ -686,6 +687,21 @@ def _meta_include(shell: Shell, command: MetaCommand) -> None:
         raise _MetaError(f"\\i {path}: stopped at the first error")
 
 
+def _meta_copy(shell: Shell, command: MetaCommand) -> None:
+    def columns_of(table: str) -> list[str] | None:
+        info = shell.refresh_catalog().table(table)
+        return info.column_names() if info is not None else None
+
+    progress = shell.terminal if shell.state.interactive else None
+    try:
+        status = run_copy(shell.conn, command.args, columns_of, progress)
+    except CopyError as exc:
+        raise _MetaError(str(exc)) from None
+    except Error as exc:
+        raise _MetaError(f"\\copy: {exc}; nothing was loaded from the failing batch") from None
+    shell.emit(status)
+
+
 def _meta_set(shell: Shell, command: MetaCommand) -> None:
     variables = shell.state.variables
     if not command.args:
@@ -758,6 +774,7 @@ _META_HANDLERS: Final[dict[str, Callable[[Shell, MetaCommand], None]]] = {
     "ranges": _meta_ranges,
     "o": _meta_output,
     "i": _meta_include,
+    "copy": _meta_copy,
     "set": _meta_set,
     "unset": _meta_unset,
     "pset": _meta_pset,

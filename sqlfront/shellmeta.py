@@ -66,6 +66,7 @@ META_COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "timing": ("[on|off]", "toggle printing of each statement's time"),
     "o": ("[FILE]", "send results to FILE (\\o alone: back to the terminal)"),
     "i": ("FILE", "run the statements and meta-commands in FILE"),
+    "copy": ("TABLE FROM|TO 'FILE' [WITH HEADER]", "bulk load a CSV file / write a table as CSV"),
     "set": ("[NAME [VALUE]]", "set a variable, or list them (null: how NULL prints)"),
     "unset": ("NAME", "delete a variable"),
     "pset": ("OPTION [VALUE]", "pager on|off, null TEXT, format FMT, expanded on|off"),

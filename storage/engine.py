@@ -245,6 +245,36 @@ class Engine:
                 return False  # WITHOUT ROWID table, or no such table (the INSERT reports it)
         return row is not None and row[0] == _INT64_MAX
 
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> StatementResult:
+        """Run one statement per parameter row in a savepoint: all rows apply, or none."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("SAVEPOINT atlas_batch")
+            total = 0
+            last_rowid = 0
+            for number, row in enumerate(rows, start=1):
+                res = self._run(sql, row)
+                if res.error is not None:
+                    conn.execute("ROLLBACK TO atlas_batch")
+                    conn.execute("RELEASE atlas_batch")
+                    return StatementResult(
+                        error=SqlFailure(
+                            res.error.code, f"row {number} of the batch: {res.error.message}"
+                        )
+                    )
+                if res.returns_rows:
+                    conn.execute("ROLLBACK TO atlas_batch")
+                    conn.execute("RELEASE atlas_batch")
+                    return StatementResult(
+                        error=SqlFailure(
+                            sqlstate.SYNTAX_ERROR, "executemany() can only execute DML statements"
+                        )
+                    )
+                total += max(res.rows_affected, 0)
+                last_rowid = res.last_insert_rowid or last_rowid
+            conn.execute("RELEASE atlas_batch")
+            return StatementResult(rows_affected=total, last_insert_rowid=last_rowid)
+
     def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> StatementResult:
         """Run a read-only statement outside any Raft entry."""
         with self._lock:

@@ -23,7 +23,7 @@ import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from proto import pb, rpc
-from storage.values import params_from_proto, to_proto
+from storage.values import from_proto, params_from_proto, to_proto
 
 import sqlfront.driver as driver  # isort: skip
 
@@ -114,6 +114,19 @@ class FakeSQL(rpc.SQLServicer):
             )
         params = params_from_proto(request.params, request.named_params)
         db = self.cluster.db
+        if request.batch:  # executemany: all rows or none, like the real server
+            try:
+                db.execute("SAVEPOINT batch")
+                cursor = db.executemany(
+                    request.sql, [tuple(from_proto(v) for v in r.values) for r in request.batch]
+                )
+                db.execute("RELEASE batch")
+            except sqlite3.Error as exc:
+                db.execute("ROLLBACK TO batch")
+                db.execute("RELEASE batch")
+                return pb.ExecuteResponse(error=_sqlite_error(exc))
+            last = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+            return pb.ExecuteResponse(rows_affected=cursor.rowcount, last_insert_rowid=last)
         try:
             cursor = db.execute(request.sql, params)
             rows = cursor.fetchall()
