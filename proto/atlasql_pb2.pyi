@@ -128,16 +128,18 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("node", "known_nodes", "replicas", "uptime_seconds")
+    __slots__ = ("node", "known_nodes", "replicas", "uptime_seconds", "disk_bytes")
     NODE_FIELD_NUMBER: _ClassVar[int]
     KNOWN_NODES_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DISK_BYTES_FIELD_NUMBER: _ClassVar[int]
     node: NodeInfo
     known_nodes: _containers.RepeatedCompositeFieldContainer[NodeInfo]
     replicas: _containers.RepeatedCompositeFieldContainer[ReplicaStatus]
     uptime_seconds: float
-    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., known_nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ..., uptime_seconds: _Optional[float] = ...) -> None: ...
+    disk_bytes: int
+    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., known_nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ..., uptime_seconds: _Optional[float] = ..., disk_bytes: _Optional[int] = ...) -> None: ...
 
 class ReplicaStatus(_message.Message):
     __slots__ = ("range_id", "is_leader", "leader", "applied_index", "commit_index", "term", "stopped", "last_index")
@@ -229,16 +231,18 @@ class ClusterStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("node", "reachable", "replicas", "uptime_seconds")
+    __slots__ = ("node", "reachable", "replicas", "uptime_seconds", "disk_bytes")
     NODE_FIELD_NUMBER: _ClassVar[int]
     REACHABLE_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DISK_BYTES_FIELD_NUMBER: _ClassVar[int]
     node: NodeInfo
     reachable: bool
     replicas: _containers.RepeatedCompositeFieldContainer[ReplicaStatus]
     uptime_seconds: float
-    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., reachable: _Optional[bool] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ..., uptime_seconds: _Optional[float] = ...) -> None: ...
+    disk_bytes: int
+    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., reachable: _Optional[bool] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ..., uptime_seconds: _Optional[float] = ..., disk_bytes: _Optional[int] = ...) -> None: ...
 
 class ClusterStatusResponse(_message.Message):
     __slots__ = ("nodes",)

@@ -90,11 +90,22 @@ def node_status(args: argparse.Namespace) -> int:
             len(st.replicas) if st.reachable else "-",
             sum(1 for r in st.replicas if r.is_leader) if st.reachable else "-",
             sum(1 for r in st.replicas if r.stopped) if st.reachable else "-",
+            f"{st.disk_bytes / 1e6:.1f} MB" if st.reachable else "-",
             _uptime(st.uptime_seconds),
         )
         for st in nodes
     ]
-    headers = ["id", "address", "locality", "liveness", "replicas", "leaders", "stopped", "uptime"]
+    headers = [
+        "id",
+        "address",
+        "locality",
+        "liveness",
+        "replicas",
+        "leaders",
+        "stopped",
+        "disk",
+        "uptime",
+    ]
     print(format_result(headers, rows, args.format))
     return 0
 

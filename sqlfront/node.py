@@ -756,6 +756,15 @@ class Node:
         self._open_meta(campaign=meta.replicas[0] == self.node_id)
         return ""
 
+    def disk_bytes(self) -> int:
+        """Bytes used by this node's data directory."""
+        total = 0
+        for root, _dirs, files in os.walk(self.config.data_dir):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    total += os.path.getsize(os.path.join(root, name))
+        return total
+
     def cluster_status(self) -> pb.ClusterStatusResponse:
         """Every known node's status, asked in parallel (unreachable ones flagged)."""
         try:
@@ -773,6 +782,7 @@ class Node:
                 status.reachable = True
                 status.replicas.extend(self.store.status())
                 status.uptime_seconds = time.time() - self.started_at
+                status.disk_bytes = self.disk_bytes()
                 return status
             try:
                 with grpc.insecure_channel(info.address) as ch:
@@ -783,6 +793,7 @@ class Node:
             status.node.CopyFrom(r.node)
             status.replicas.extend(r.replicas)
             status.uptime_seconds = r.uptime_seconds
+            status.disk_bytes = r.disk_bytes
             return status
 
         with futures.ThreadPoolExecutor(max_workers=8) as pool:

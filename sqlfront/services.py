@@ -96,6 +96,7 @@ class AdminService(rpc.AdminServicer):
             known_nodes=known,
             replicas=node.store.status(),
             uptime_seconds=time.time() - node.started_at,
+            disk_bytes=node.disk_bytes(),
         )
 
     def GetCatalog(

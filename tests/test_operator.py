@@ -44,7 +44,7 @@ def test_drain_then_decommission_a_node(tmp_path: Path) -> None:
         assert f"{len(holds)}/{len(holds)} replicas moved" in gone.stdout
         wait_for("n4 holds no replica", lambda: not c.status(victim).replicas, timeout=30)
         status = atlasql("node", "status", str(victim), "--host", c.addr(1), "--format", "csv")
-        assert status.returncode == 0 and "n4," in status.stdout
+        assert status.returncode == 0 and "n4," in status.stdout and " MB," in status.stdout
         for name in ("a", "b", "c"):
             assert conn.execute(f"SELECT count(*) FROM {name}").fetchone() == (20,)
         report = conn.execute("CHECK CONSISTENCY").fetchall()
