@@ -130,6 +130,7 @@ class Node:
         self._stop = threading.Event()
         self._registered = False
         self._catalog_lock = threading.Lock()
+        self._reconcile_lock = threading.Lock()
         self.started_at = time.time()
         metadata = ((SECRET_METADATA_KEY, config.cluster_secret),) if config.cluster_secret else ()
         self.store = Store(
@@ -319,7 +320,8 @@ class Node:
         desc = self.catalog.range(range_id)
         if desc is None:
             raise RangeUnavailableError(sqlstate.RANGE_NOT_FOUND, f"no range {range_id}")
-        known = {n.node_id for n in self.catalog.snapshot().nodes}
+        # registered nodes, and nodes known by gossip that have not registered yet
+        known = {n.node_id for n in self.catalog.snapshot().nodes} | set(self.state.addresses)
         for n in set(voters) | set(non_voters):
             if n not in known:
                 raise RangeUnavailableError(sqlstate.INVALID_PARAMETER, f"no node n{n}")
@@ -580,6 +582,10 @@ class Node:
 
     def reconcile(self, *, consistent: bool = True) -> None:
         """Open replicas the catalog places here; remove those of dropped tables."""
+        with self._reconcile_lock:  # the background loop and EnsureReplicas calls race
+            self._reconcile(consistent)
+
+    def _reconcile(self, consistent: bool) -> None:
         try:
             if consistent:
                 self.refresh_catalog()
@@ -611,7 +617,7 @@ class Node:
                 and range_id not in wanted
                 and range_id <= cat.max_range_id
             ):
-                del self.state.replicas[range_id]
+                self.state.replicas.pop(range_id, None)
                 self.store.remove_replica(range_id)
                 changed = True
         if changed:
