@@ -255,11 +255,15 @@ class Node:
             return
 
     def choose_replicas(self, count: int) -> list[int]:
-        candidates = self.live_nodes()
-        if len(candidates) <= count:
-            return candidates
-        start = int(self.catalog.snapshot().max_range_id) % len(candidates)
-        rotated = candidates[start:] + candidates[:start]
+        """``count`` nodes for a new range: live ones, rotated to spread ranges; topped up
+        with registered nodes not heard from lately (there is no allocator yet to up-replicate
+        a range created with too few replicas, so never create one when nodes exist)."""
+        live = self.live_nodes()
+        registered = sorted({n.node_id for n in self.catalog.snapshot().nodes} - set(live))
+        if len(live) <= count:
+            return sorted(live + registered[: count - len(live)])
+        start = int(self.catalog.snapshot().max_range_id) % len(live)
+        rotated = live[start:] + live[:start]
         return sorted(rotated[:count])
 
     def ensure_replicas_everywhere(self, nodes: list[int]) -> None:

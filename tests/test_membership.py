@@ -6,7 +6,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import grpc
+
 import sqlfront
+from proto import pb, rpc
 from tests.cluster import Cluster, wait_for
 
 
@@ -34,10 +37,15 @@ def test_add_nonvoter_promote_and_remove_replicas(tmp_path: Path) -> None:
         descs = {r.range_id for i in c.procs for r in c.status(i).replicas if r.range_id != 1}
         assert len(descs) == 1
         range_id = descs.pop()
-        holders = sorted(
-            i for i in c.procs if any(r.range_id == range_id for r in c.status(i).replicas)
-        )
+        with grpc.insecure_channel(c.addr(1)) as ch:
+            cat = rpc.AdminStub(ch).GetCatalog(pb.CatalogRequest(), timeout=10).catalog
+        holders = sorted(next(r.replicas for r in cat.ranges if r.range_id == range_id))
         assert len(holders) == 3
+        for i in holders:  # each replica opens as its node learns of the range
+            wait_for(
+                f"n{i} opened its replica",
+                lambda i=i: any(r.range_id == range_id for r in c.status(i).replicas),
+            )
         spare = next(i for i in c.procs if i not in holders)
         replica = c.data_dir(spare) / "ranges" / f"r{range_id}.sqlite"
 

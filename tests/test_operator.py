@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import grpc
 import pytest
 
 import sqlfront
+from proto import pb, rpc
 from tests.cluster import Cluster, atlasql, wait_for
 
 
@@ -21,8 +23,14 @@ def test_drain_then_decommission_a_node(tmp_path: Path) -> None:
             conn.execute(f"CREATE TABLE {name}(id INTEGER PRIMARY KEY)")
             conn.executemany(f"INSERT INTO {name} VALUES (?)", [(i,) for i in range(20)])
         victim = 4  # not a meta replica (the meta range lives on n1-n3)
-        holds = [r.range_id for r in c.status(victim).replicas]
+        with grpc.insecure_channel(c.addr(1)) as ch:
+            cat = rpc.AdminStub(ch).GetCatalog(pb.CatalogRequest(), timeout=10).catalog
+        holds = [r.range_id for r in cat.ranges if victim in r.replicas]
         assert holds, "the 4-node placement should put some ranges on n4"
+        wait_for(
+            "n4 opened its replicas",
+            lambda: {r.range_id for r in c.status(victim).replicas} >= set(holds),
+        )
         for range_id in holds:
             conn.execute(f"ALTER RANGE {range_id} RELOCATE LEADER TO {victim}")
 
