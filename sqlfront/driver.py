@@ -589,17 +589,7 @@ class Connection:
             positional, named = params_to_proto(parameters)
         except ValueTypeError as exc:
             raise ProgrammingError(f"Error binding parameter: {exc}") from exc
-        request = pb.ExecuteRequest(
-            sql=sql,
-            params=positional,
-            named_params=named,
-            session_id=self._session_id,
-            seq=self._next_seq(),
-            database=self._database,
-        )
-        response = self._send(request)
-        if response.HasField("error") and (response.error.code or response.error.message):
-            raise error_from_proto(response.error)
+        response = self._request(pb.ExecuteRequest(sql=sql, params=positional, named_params=named))
         if not response.returns_rows or response.rows_affected > 0:
             self._uncommitted_writes = True
         return response
@@ -607,17 +597,18 @@ class Connection:
     def _execute_batch(self, sql: str, rows: list[pb.Row]) -> pb.ExecuteResponse:
         """executemany: many parameter rows in one request (one atomic Raft entry)."""
         self._check_open()
-        request = pb.ExecuteRequest(
-            sql=sql,
-            batch=rows,
-            session_id=self._session_id,
-            seq=self._next_seq(),
-            database=self._database,
-        )
+        response = self._request(pb.ExecuteRequest(sql=sql, batch=rows))
+        self._uncommitted_writes = True
+        return response
+
+    def _request(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
+        """Stamp the session and a new sequence number, send, and raise a server error."""
+        request.session_id = self._session_id
+        request.seq = self._next_seq()
+        request.database = self._database
         response = self._send(request)
         if response.HasField("error") and (response.error.code or response.error.message):
             raise error_from_proto(response.error)
-        self._uncommitted_writes = True
         return response
 
     def _send(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
