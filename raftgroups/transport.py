@@ -62,6 +62,8 @@ class FaultHooks:
         self._lock = threading.Lock()
         self._dropped: set[int] = set()
         self._delay: dict[int, float] = {}
+        # Simulated geography (set by the node from --rtt-matrix): one-way seconds to a peer.
+        self.geo_delay: Callable[[int], float] = lambda peer: 0.0
 
     def partition(self, peers: set[int]) -> None:
         with self._lock:
@@ -82,7 +84,8 @@ class FaultHooks:
 
     def delay(self, peer: int) -> float:
         with self._lock:
-            return self._delay.get(peer, 0.0)
+            extra = self._delay.get(peer, 0.0)
+        return extra + self.geo_delay(peer)
 
 
 class _PeerSender:
@@ -91,7 +94,9 @@ class _PeerSender:
     def __init__(self, owner: NodeTransport, peer: int) -> None:
         self._owner = owner
         self.peer = peer
-        self._queue: collections.deque[pb.RaftMessage | None] = collections.deque()
+        # (due time, message): a message leaves no earlier than its injected delay allows,
+        # without holding back the ones behind it (pipelined, as on a real long link).
+        self._queue: collections.deque[tuple[float, pb.RaftMessage | None]] = collections.deque()
         self._cv = threading.Condition()
         self._closed = False
         self._channel: grpc.Channel | None = None
@@ -102,17 +107,19 @@ class _PeerSender:
 
     def enqueue(self, msg: pb.RaftMessage | None) -> None:
         """Queue a message; ``None`` asks for an empty batch (a node heartbeat)."""
+        due = time.monotonic() + self._owner.faults.delay(self.peer)
         with self._cv:
             if len(self._queue) > 50_000:  # peer far behind or down: Raft retransmits anyway
                 self._queue.clear()
-            self._queue.append(msg)
+            self._queue.append((due, msg))
             self._cv.notify()
 
     def enqueue_many(self, msgs: list[pb.RaftMessage]) -> None:
+        due = time.monotonic() + self._owner.faults.delay(self.peer)
         with self._cv:
             if len(self._queue) > 50_000:
                 self._queue.clear()
-            self._queue.extend(msgs)
+            self._queue.extend((due, m) for m in msgs)
             self._cv.notify()
 
     def close(self) -> None:
@@ -136,18 +143,25 @@ class _PeerSender:
     def _run(self) -> None:
         while True:
             with self._cv:
-                while not self._queue and not self._closed:
-                    self._cv.wait()
+                while not self._closed:
+                    if not self._queue:
+                        self._cv.wait()
+                        continue
+                    wait = self._queue[0][0] - time.monotonic()
+                    if wait <= 0:
+                        break
+                    self._cv.wait(wait)
                 if self._closed:
                     return
-                batch = [m for m in self._queue if m is not None]
-                self._queue.clear()
+                now = time.monotonic()
+                batch = []
+                while self._queue and self._queue[0][0] <= now:
+                    msg = self._queue.popleft()[1]
+                    if msg is not None:
+                        batch.append(msg)
             hooks = self._owner.faults
             if hooks.drops(self.peer):
                 continue
-            delay = hooks.delay(self.peer)
-            if delay > 0:
-                time.sleep(delay)
             stub = self._stub()
             if stub is None:
                 time.sleep(0.1)

@@ -3,6 +3,7 @@
 from .catalog import CatalogCache
 from .errors import RangeUnavailableError, RouterError
 from .keys import decode_key, encode_key, encode_prefix, encode_value, next_key, prefix_end
+from .latency import RttMatrix, RttMatrixError, load_rtt_matrix, parse_rtt_matrix
 from .sender import ChannelPool, LocalReplicas, RangeSender
 
 __all__ = [
@@ -12,6 +13,10 @@ __all__ = [
     "encode_value",
     "next_key",
     "prefix_end",
+    "RttMatrix",
+    "RttMatrixError",
+    "load_rtt_matrix",
+    "parse_rtt_matrix",
     "CatalogCache",
     "ChannelPool",
     "LocalReplicas",

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 
@@ -33,19 +33,47 @@ class LocalReplicas(Protocol):
     ) -> pb.RangeResponse: ...
 
 
+class _DelayInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.StreamUnaryClientInterceptor):  # type: ignore[misc]
+    """Simulated geography on gRPC forwarding: wait one round trip before each call."""
+
+    def __init__(self, rtt: Callable[[], float]) -> None:
+        self._rtt = rtt
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        delay = self._rtt()
+        if delay > 0:
+            time.sleep(delay)
+        return continuation(details, request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, iterator: Any) -> Any:
+        delay = self._rtt()
+        if delay > 0:
+            time.sleep(delay)
+        return continuation(details, iterator)
+
+
 class ChannelPool:
     """One gRPC channel per peer address, with the cluster secret attached to every call."""
 
-    def __init__(self, metadata: tuple[tuple[str, str], ...] = ()) -> None:
+    def __init__(
+        self,
+        metadata: tuple[tuple[str, str], ...] = (),
+        rtt_to: Callable[[str], float] | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         self._channels: dict[str, grpc.Channel] = {}
         self.metadata = metadata
+        self._rtt_to = rtt_to
 
     def internal(self, address: str) -> rpc.InternalStub:
         with self._lock:
             ch = self._channels.get(address)
             if ch is None:
-                ch = self._channels[address] = grpc.insecure_channel(address, options=GRPC_OPTIONS)
+                ch = grpc.insecure_channel(address, options=GRPC_OPTIONS)
+                if self._rtt_to is not None:
+                    rtt_to = self._rtt_to
+                    ch = grpc.intercept_channel(ch, _DelayInterceptor(lambda: rtt_to(address)))
+                self._channels[address] = ch
         return rpc.InternalStub(ch)
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ from types import FrameType
 import grpc
 
 from proto import pb, rpc
+from router import RttMatrixError, load_rtt_matrix
 
 from .admincli import AdminError, add_parsers
 from .config import ConfigError, NodeConfig, parse_hostport, parse_locality
@@ -46,6 +47,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
         if args.cluster_secret_file:
             with open(args.cluster_secret_file, encoding="utf-8") as f:
                 secret = f.read().strip()
+        matrix = load_rtt_matrix(args.rtt_matrix) if args.rtt_matrix else None
         config = NodeConfig(
             node_id=args.node_id,
             listen=args.listen,
@@ -57,11 +59,10 @@ def _cmd_start(args: argparse.Namespace) -> int:
             enable_fault_injection=args.enable_fault_injection,
             raft_log_max_entries=args.raft_log_max_entries,
             http_addr=args.http_addr or "",
+            rtt_matrix=matrix,
         )
-    except (ConfigError, OSError) as exc:
+    except (ConfigError, OSError, RttMatrixError) as exc:
         return _die(str(exc))
-    if args.rtt_matrix:
-        return _die("--rtt-matrix: simulated geography is not implemented yet")
     _setup_logging(args.log_level)
     from .node import Node
 

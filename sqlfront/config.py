@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from router import RttMatrix
+
 _HOSTPORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):(?P<port>\d{1,5})$")
 _TIER = re.compile(r"^[a-z][a-z0-9_\-]*=[A-Za-z0-9_.\-]+$")
 
@@ -59,6 +61,7 @@ class NodeConfig:
     enable_fault_injection: bool = False
     raft_log_max_entries: int = 10_000
     http_addr: str = ""
+    rtt_matrix: RttMatrix | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.node_id < 2**31:

@@ -141,8 +141,12 @@ class Node:
             log_max_entries=config.raft_log_max_entries,
             log_keep=max(1, config.raft_log_max_entries // 10),
         )
-        self.channels = ChannelPool(metadata)
+        self._regions: dict[int, str] = {self.node_id: config.region}
+        self.channels = ChannelPool(
+            metadata, rtt_to=self._rtt_to_address if config.rtt_matrix is not None else None
+        )
         self.catalog = CatalogCache()
+        self.store.transport.faults.geo_delay = self._geo_delay
         self.sender = RangeSender(
             node_id=self.node_id,
             local=self,
@@ -172,7 +176,33 @@ class Node:
             return None
         return self.resolve(node_id)
 
+    def region_of(self, node_id: int) -> str:
+        region = self._regions.get(node_id)
+        if region is None:
+            info = self.catalog.node(node_id)
+            if info is not None and info.locality.tiers:
+                region = self._regions[node_id] = info.locality.tiers[0].value
+        return region or ""
+
+    def _geo_delay(self, peer: int) -> float:
+        """One-way delay to ``peer`` under the configured RTT matrix (seconds)."""
+        matrix = self.config.rtt_matrix
+        if matrix is None:
+            return 0.0
+        return matrix.one_way(self.config.region, self.region_of(peer))
+
+    def _rtt_to_address(self, address: str) -> float:
+        matrix = self.config.rtt_matrix
+        if matrix is None:
+            return 0.0
+        for node_id, addr in list(self.state.addresses.items()):
+            if addr == address:
+                return matrix.rtt(self.config.region, self.region_of(node_id))
+        return 0.0
+
     def _seen(self, info: pb.NodeInfo) -> None:
+        if info.node_id and info.locality.tiers:
+            self._regions[info.node_id] = info.locality.tiers[0].value
         if not info.node_id or not info.address:
             return
         with self._lock:

@@ -66,11 +66,13 @@ class Cluster:
         secret: str = "test-secret",
         extra_args: tuple[str, ...] = (),
         metrics: bool = False,
+        regions: dict[int, str] | None = None,
     ) -> None:
         self.root = root
         self.n = n
         self.secret = secret
         self.extra_args = extra_args
+        self.regions = regions or {}
         self.http_ports = {i: free_port() for i in range(1, n + 1)} if metrics else {}
         self.ports = {i: free_port() for i in range(1, n + 1)}
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
@@ -96,7 +98,7 @@ class Cluster:
                 "--node-id",
                 str(i),
                 "--locality",
-                f"region=local,zone=z{i}",
+                f"region={self.regions.get(i, 'local')},zone=z{i}",
                 "--listen",
                 self.addr(i),
                 "--join",
