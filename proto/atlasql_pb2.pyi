@@ -161,6 +161,34 @@ class ReplicaStatus(_message.Message):
     last_index: int
     def __init__(self, range_id: _Optional[int] = ..., is_leader: _Optional[bool] = ..., leader: _Optional[int] = ..., applied_index: _Optional[int] = ..., commit_index: _Optional[int] = ..., term: _Optional[int] = ..., stopped: _Optional[str] = ..., last_index: _Optional[int] = ...) -> None: ...
 
+class MeasureRttRequest(_message.Message):
+    __slots__ = ("samples",)
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    samples: int
+    def __init__(self, samples: _Optional[int] = ...) -> None: ...
+
+class PeerRtt(_message.Message):
+    __slots__ = ("node_id", "region", "configured_ms", "measured_ms")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    CONFIGURED_MS_FIELD_NUMBER: _ClassVar[int]
+    MEASURED_MS_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    region: str
+    configured_ms: float
+    measured_ms: float
+    def __init__(self, node_id: _Optional[int] = ..., region: _Optional[str] = ..., configured_ms: _Optional[float] = ..., measured_ms: _Optional[float] = ...) -> None: ...
+
+class MeasureRttResponse(_message.Message):
+    __slots__ = ("node_id", "region", "peers")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    region: str
+    peers: _containers.RepeatedCompositeFieldContainer[PeerRtt]
+    def __init__(self, node_id: _Optional[int] = ..., region: _Optional[str] = ..., peers: _Optional[_Iterable[_Union[PeerRtt, _Mapping]]] = ...) -> None: ...
+
 class DrainRequest(_message.Message):
     __slots__ = ("node_id", "timeout_seconds")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]

@@ -141,6 +141,11 @@ class AdminStub:
                 request_serializer=atlasql__pb2.DecommissionRequest.SerializeToString,
                 response_deserializer=atlasql__pb2.DecommissionProgress.FromString,
                 _registered_method=True)
+        self.MeasureRtt = channel.unary_unary(
+                '/atlasql.v1.Admin/MeasureRtt',
+                request_serializer=atlasql__pb2.MeasureRttRequest.SerializeToString,
+                response_deserializer=atlasql__pb2.MeasureRttResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -195,6 +200,13 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MeasureRtt(self, request, context):
+        """Round trips measured from this node to every other node, beside the configured RTT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -232,6 +244,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Decommission,
                     request_deserializer=atlasql__pb2.DecommissionRequest.FromString,
                     response_serializer=atlasql__pb2.DecommissionProgress.SerializeToString,
+            ),
+            'MeasureRtt': grpc.unary_unary_rpc_method_handler(
+                    servicer.MeasureRtt,
+                    request_deserializer=atlasql__pb2.MeasureRttRequest.FromString,
+                    response_serializer=atlasql__pb2.MeasureRttResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -423,6 +440,33 @@ class Admin:
             '/atlasql.v1.Admin/Decommission',
             atlasql__pb2.DecommissionRequest.SerializeToString,
             atlasql__pb2.DecommissionProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MeasureRtt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atlasql.v1.Admin/MeasureRtt',
+            atlasql__pb2.MeasureRttRequest.SerializeToString,
+            atlasql__pb2.MeasureRttResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -162,6 +162,29 @@ def _progress(done: int, total: int, node_id: int) -> None:
     sys.stdout.flush()
 
 
+def node_rtt(args: argparse.Namespace) -> int:
+    with _admin(args.host) as admin:
+        resp = _call(
+            lambda: admin.MeasureRtt(pb.MeasureRttRequest(samples=args.samples), timeout=120),
+            args.host,
+        )
+    assert isinstance(resp, pb.MeasureRttResponse)
+    rows = [
+        (
+            f"n{resp.node_id}",
+            resp.region,
+            f"n{p.node_id}",
+            p.region or "-",
+            f"{p.configured_ms:.1f}",
+            f"{p.measured_ms:.1f}" if p.measured_ms >= 0 else "unreachable",
+        )
+        for p in resp.peers
+    ]
+    headers = ["from", "region", "to", "region", "configured ms", "measured ms"]
+    print(format_result(headers, rows, args.format))
+    return 0
+
+
 def range_ls(args: argparse.Namespace) -> int:
     with _admin(args.host) as admin:
         cat = _call(lambda: admin.GetCatalog(pb.CatalogRequest(), timeout=10), args.host)
@@ -221,6 +244,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     q.add_argument("--timeout", type=float, default=60.0)
     common(q)
     q.set_defaults(func=node_drain)
+    q = nsub.add_parser("rtt", help="measured round trips to every node beside --rtt-matrix")
+    q.add_argument("--samples", type=int, default=5, help="pings per node (default 5)")
+    common(q)
+    q.set_defaults(func=node_rtt)
     q = nsub.add_parser("decommission", help="move all of a node's replicas to other nodes")
     q.add_argument("node_id", type=int)
     common(q)

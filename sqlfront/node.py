@@ -394,6 +394,37 @@ class Node:
 
     # -- operator actions ------------------------------------------------------------------------
 
+    def measure_rtt(self, samples: int) -> pb.MeasureRttResponse:
+        """Ping every other known node (Internal.Hello, through the same delayed channels as
+        all node-to-node calls) and report the median round trip beside the configured one."""
+        out = pb.MeasureRttResponse(node_id=self.node_id, region=self.config.region)
+        matrix = self.config.rtt_matrix
+        for node_id, address in sorted(self.state.addresses.items()):
+            if node_id == self.node_id:
+                continue
+            times = []
+            for _ in range(max(1, min(samples, 50))):
+                t0 = time.perf_counter()
+                try:
+                    self.channels.internal(address).Hello(
+                        pb.HelloRequest(node=self.info()),
+                        timeout=5.0,
+                        metadata=self.channels.metadata,
+                    )
+                except grpc.RpcError:
+                    continue
+                times.append(time.perf_counter() - t0)
+            region = self.region_of(node_id)
+            configured = matrix.rtt(self.config.region, region) if matrix else 0.0
+            measured = sorted(times)[len(times) // 2] * 1000 if times else -1.0
+            out.peers.add(
+                node_id=node_id,
+                region=region,
+                configured_ms=configured * 1000,
+                measured_ms=measured,
+            )
+        return out
+
     def _leaders_on(self, node_id: int) -> list[int]:
         for st in self.cluster_status().nodes:
             if st.node.node_id == node_id and st.reachable:

@@ -120,6 +120,13 @@ class AdminService(rpc.AdminServicer):
             resp.error.message = exc.message
             return resp
 
+    def MeasureRtt(
+        self,
+        request: pb.MeasureRttRequest,
+        context: grpc.ServicerContext,  # noqa: N802
+    ) -> pb.MeasureRttResponse:
+        return self._node.measure_rtt(request.samples or 5)
+
     def Decommission(
         self,
         request: pb.DecommissionRequest,

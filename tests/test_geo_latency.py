@@ -54,6 +54,13 @@ def test_rtt_matrix_delays_cross_region_messages(tmp_path: Path) -> None:
         assert across >= RTT_MS / 1000, f"forwarding east->west took {across * 1000:.1f} ms"
         assert within < RTT_MS / 1000, f"a west-only write took {within * 1000:.1f} ms"
         assert west.execute("SELECT count(*) FROM g").fetchone() == (11,)
+
+        rtt = atlasql("node", "rtt", "--host", c.addr(1), "--format", "csv", "--samples", "3")
+        assert rtt.returncode == 0, rtt.stderr
+        rows = [line.split(",") for line in rtt.stdout.strip().splitlines()[1:]]
+        by_peer = {r[2]: (float(r[4]), float(r[5])) for r in rows}
+        assert by_peer["n2"][0] == RTT_MS and by_peer["n2"][1] >= RTT_MS
+        assert by_peer["n3"][0] == RTT_MS
     finally:
         c.stop_all()
 
