@@ -273,7 +273,10 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             if cmd.request_id not in self._pending_reads:
                 return None
             self._pending_reads.discard(cmd.request_id)
-        r = cmd.read
+        return self._read_locally(cmd.read, index)
+
+    def _read_locally(self, r: pb.SqlRead, index: int) -> pb.CommandResult:
+        """Run a read against this replica's engine (the caller proved it is consistent)."""
         if r.catalog:
             blob = read_catalog(self.engine).SerializeToString()
             return pb.CommandResult(
@@ -532,18 +535,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
                 return None
             self._wake()
             time.sleep(0.0005)
-        r = cmd.read
-        if r.catalog:
-            blob = read_catalog(self.engine).SerializeToString()
-            out = pb.CommandResult(
-                columns=["catalog"],
-                rows=[row_to_proto([blob])],
-                returns_rows=True,
-                applied_index=commit,
-            )
-        else:
-            res = self.engine.query(r.sql, params_from_proto(r.params, r.named_params))
-            out = fsm.result_to_proto(res, commit)
+        out = self._read_locally(cmd.read, commit)
         # Check again *after* reading: if this process stalled (CPU starvation, GC) past the
         # lease, a new leader may have committed meanwhile; then the answer may be stale.
         if not self.lease_valid(time.monotonic()):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import shutil
 import threading
 import time
 import uuid
@@ -128,15 +127,8 @@ class Store:
         self._tasks.append(forget)
         self._wake_event.set()
 
-    def active_count(self) -> int:
-        with self._lock:
-            return len(self._active)
-
-    # -- replicas -----------------------------------------------------------------------------
-
-    def _paths(self, range_id: int) -> tuple[str, str]:
-        base = os.path.join(self.ranges_dir, f"r{range_id}")
-        return base + ".sqlite", base + ".raftlog"
+    def _db_path(self, range_id: int) -> str:
+        return os.path.join(self.ranges_dir, f"r{range_id}.sqlite")
 
     def ensure_replica(
         self,
@@ -161,7 +153,7 @@ class Store:
             rep = self._replicas.get(range_id)
             if rep is not None:
                 return rep.group
-        db_path, log_path = self._paths(range_id)
+        db_path = self._db_path(range_id)
         engine = Engine(db_path)
         group = RangeGroup(
             range_id=range_id,
@@ -200,27 +192,13 @@ class Store:
             rep = self._replicas.pop(range_id, None)
         if rep is not None:
             rep.group.close()
-        db_path, _ = self._paths(range_id)
+        db_path = self._db_path(range_id)
         Engine.remove_files(db_path)
         try:
             self.log_store.drop(range_id)
         except LogFailure:
             log.exception("range %d: could not drop its log", range_id)
         log.info("n%d: removed replica of range %d", self.node_id, range_id)
-
-    def replica_ids(self) -> list[int]:
-        with self._lock:
-            return sorted(self._replicas)
-
-    def on_disk_replica_ids(self) -> list[int]:
-        ids = []
-        for name in os.listdir(self.ranges_dir):
-            if name.startswith("r") and name.endswith(".sqlite"):
-                try:
-                    ids.append(int(name[1:-7]))
-                except ValueError:
-                    continue
-        return sorted(ids)
 
     def get(self, range_id: int) -> RangeGroup:
         with self._lock:
@@ -530,8 +508,3 @@ class Store:
         for rep in replicas:
             rep.group.stop(reason)
         self.transport.stop_heartbeats()
-
-
-def wipe_data_dir(path: str) -> None:
-    """Remove a node's data directory (tests and ``demo``)."""
-    shutil.rmtree(path, ignore_errors=True)

@@ -479,17 +479,6 @@ class Engine:
 
     # -- maintenance ---------------------------------------------------------------------------
 
-    def row_count(self, table: str) -> int:
-        row = self._conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()
-        return int(row[0]) if row else 0
-
-    def user_tables(self) -> list[str]:
-        rows = self._conn.execute(
-            "SELECT name FROM sqlite_schema WHERE type = 'table' "
-            "AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '\\_atlas\\_%' ESCAPE '\\'"
-        ).fetchall()
-        return [str(r[0]) for r in rows]
-
     def close(self) -> None:
         with self._lock:
             self._conn.close()
