@@ -69,6 +69,8 @@ class Cluster(Protocol):
 
     def relocate_leader(self, range_id: int, target: int, timeout: float = 10.0) -> int: ...
 
+    def run_meta(self, op: pb.MetaOp, *, budget: float = 10.0) -> pb.CommandResult: ...
+
     def change_replicas(
         self, range_id: int, voters: list[int], non_voters: list[int]
     ) -> pb.RangeDescriptor: ...
@@ -281,24 +283,17 @@ class Gateway:
             self._seq += 1
             return self._session, self._seq
 
-    def _command(self, request: pb.ExecuteRequest | None, **op: object) -> pb.Command:
+    def _command(self, request: pb.ExecuteRequest, **op: object) -> pb.Command:
+        """A command carrying the client's (session, seq), or a gateway-made one."""
         cmd = pb.Command(**op)  # type: ignore[arg-type]
-        if request is not None and request.session_id:
+        if request.session_id:
             cmd.session_id, cmd.seq = request.session_id, request.seq
         else:
             cmd.session_id, cmd.seq = self._next_internal()
         return cmd
 
     def _meta(self, op: pb.MetaOp) -> pb.CommandResult:
-        desc = self._cluster.meta_descriptor()
-        if desc is None:
-            raise StatementError(
-                sqlstate.NOT_INITIALIZED,
-                "the cluster is not initialised yet: run `atlasql init --host HOST:PORT`",
-            )
-        res = self._cluster.sender.send(desc, self._command(None, meta=op))
-        if res.HasField("error") and res.error.code:
-            raise StatementError(res.error.code, res.error.message)
+        res = self._cluster.run_meta(op)  # RangeUnavailableError carries the code
         self._cluster.refresh_catalog()
         return res
 

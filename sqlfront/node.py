@@ -369,7 +369,7 @@ class Node:
         )
         added, removed = after - before, before - after
         if added:
-            self.gateway_meta(update)
+            self.run_meta(update)
             self.ensure_replicas_everywhere(sorted(added))
         leader = self.sender.leader_of(range_id)
         if leader and leader not in voters:
@@ -384,7 +384,7 @@ class Node:
         if res.HasField("error") and res.error.code:
             raise RangeUnavailableError(res.error.code, res.error.message)
         if not added:
-            self.gateway_meta(update)
+            self.run_meta(update)
         self.refresh_catalog()
         if removed:
             self.ensure_replicas_everywhere(sorted(removed))
@@ -545,16 +545,36 @@ class Node:
         )
         yield final
 
-    def gateway_meta(self, op: pb.MetaOp) -> pb.CommandResult:
+    def run_meta(self, op: pb.MetaOp, *, budget: float = 10.0) -> pb.CommandResult:
+        """Apply one catalog change on the meta range (retried at most once per change)."""
         desc = self.meta_descriptor()
         if desc is None:
-            raise RangeUnavailableError(sqlstate.NOT_INITIALIZED, "cluster not initialised")
+            raise RangeUnavailableError(
+                sqlstate.NOT_INITIALIZED,
+                "the cluster is not initialised yet: run `atlasql init --host HOST:PORT`",
+            )
         cmd = pb.Command(meta=op)
         cmd.session_id, cmd.seq = f"meta-{uuid.uuid4().hex}", 1
-        res = self.sender.send(desc, cmd)
+        res = self.sender.send(desc, cmd, budget=budget)
         if res.HasField("error") and res.error.code:
             raise RangeUnavailableError(res.error.code, res.error.message)
         return res
+
+    def transfer_leader_here(self, request: pb.TransferLeaderRequest) -> pb.TransferLeaderResponse:
+        """Hand this node's leadership of a range to ``request.target``."""
+        resp = pb.TransferLeaderResponse()
+        try:
+            resp.leader = self.store.transfer_leadership(
+                request.range_id, request.target, min(max(request.timeout_seconds, 0.1), 30.0)
+            )
+        except NotLeaderError as exc:
+            resp.error.code = sqlstate.NOT_LEADER
+            resp.error.message = str(exc)
+            resp.error.leader_hint = exc.leader_hint
+        except (RangeNotFoundError, ReplicaStopped, ValueError) as exc:
+            resp.error.code = sqlstate.RANGE_NOT_FOUND
+            resp.error.message = str(exc)
+        return resp
 
     def relocate_leader(self, range_id: int, target: int, timeout: float = 10.0) -> int:
         """Ask the range's leader (wherever it is) to hand leadership to ``target``."""
@@ -581,7 +601,7 @@ class Node:
             )
             try:
                 if node == self.node_id:
-                    resp = InternalService(self).TransferLeader(request, None)
+                    resp = self.transfer_leader_here(request)
                 else:
                     address = self._resolve_unless_partitioned(node)
                     if not address:
@@ -804,13 +824,10 @@ class Node:
             )
 
     def _register(self) -> None:
-        desc = self.meta_descriptor()
-        if desc is None:
+        if self.meta_descriptor() is None:
             return
-        cmd = pb.Command(meta=pb.MetaOp(register_node=self.info()))
-        cmd.session_id, cmd.seq = f"node-{self.node_id}-{uuid.uuid4().hex}", 1
         try:
-            self.sender.send(desc, cmd, budget=2.0)
+            self.run_meta(pb.MetaOp(register_node=self.info()), budget=2.0)
         except RangeUnavailableError:
             return
         self._registered = True

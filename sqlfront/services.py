@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from proto import pb, rpc
-from raftgroups import NotLeaderError, RangeNotFoundError, ReplicaStopped
 from router import RangeUnavailableError
 from storage import Engine, ValueTypeError, sqlstate
 
@@ -298,19 +297,7 @@ class InternalService(rpc.InternalServicer):
         request: pb.TransferLeaderRequest,  # noqa: N802
         context: grpc.ServicerContext,
     ) -> pb.TransferLeaderResponse:
-        resp = pb.TransferLeaderResponse()
-        try:
-            resp.leader = self._node.store.transfer_leadership(
-                request.range_id, request.target, min(max(request.timeout_seconds, 0.1), 30.0)
-            )
-        except NotLeaderError as exc:
-            resp.error.code = sqlstate.NOT_LEADER
-            resp.error.message = str(exc)
-            resp.error.leader_hint = exc.leader_hint
-        except (RangeNotFoundError, ReplicaStopped, ValueError) as exc:
-            resp.error.code = sqlstate.RANGE_NOT_FOUND
-            resp.error.message = str(exc)
-        return resp
+        return self._node.transfer_leader_here(request)
 
     def EnsureReplicas(
         self,
