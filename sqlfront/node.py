@@ -54,6 +54,7 @@ _GRPC_WORKERS = 256
 _MAX_CLIENT_STATEMENTS = 128
 _MAX_FORWARDED = 96
 _LOOP_PERIOD = 0.5
+_DISK_TTL = 10.0
 
 
 class _NodeState:
@@ -157,6 +158,7 @@ class Node:
         self.server: grpc.Server | None = None
         self._health = health.HealthServicer()
         self.draining = False
+        self._disk_bytes, self._disk_measured_at = 0, -_DISK_TTL
         self.metrics = NodeMetrics(self.store.metrics_snapshot)
         self.client_slots = threading.BoundedSemaphore(_MAX_CLIENT_STATEMENTS)
         self.forward_slots = threading.BoundedSemaphore(_MAX_FORWARDED)
@@ -845,12 +847,17 @@ class Node:
         return ""
 
     def disk_bytes(self) -> int:
-        """Bytes used by this node's data directory."""
+        """Bytes used by this node's data directory (re-measured at most every 10 s: Status
+        is polled often and a walk stats every replica's files)."""
+        now = time.monotonic()
+        if now - self._disk_measured_at < _DISK_TTL:
+            return self._disk_bytes
         total = 0
         for root, _dirs, files in os.walk(self.config.data_dir):
             for name in files:
                 with contextlib.suppress(OSError):
                     total += os.path.getsize(os.path.join(root, name))
+        self._disk_bytes, self._disk_measured_at = total, now
         return total
 
     def cluster_status(self) -> pb.ClusterStatusResponse:
