@@ -5,6 +5,7 @@ while traffic inside a region stays fast. Lower bounds only: an injected delay m
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -66,30 +67,16 @@ def test_rtt_matrix_delays_cross_region_messages(tmp_path: Path) -> None:
 
 
 def test_bad_rtt_matrix_is_a_clear_error(tmp_path: Path) -> None:
+    def start_with(matrix: Path) -> subprocess.CompletedProcess[str]:
+        return atlasql(
+            "start", "--node-id", "1", "--listen", "127.0.0.1:1",
+            "--data-dir", str(tmp_path / "d"), "--rtt-matrix", str(matrix),
+        )  # fmt: skip
+
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"a": {"b": 10}, "b": {"a": 12}}))
-    res = atlasql(
-        "start",
-        "--node-id",
-        "1",
-        "--listen",
-        "127.0.0.1:1",
-        "--data-dir",
-        str(tmp_path / "d"),
-        "--rtt-matrix",
-        str(bad),
-    )
+    res = start_with(bad)
     assert res.returncode == 2
     assert "a-b is 10 ms one way round and 12 ms the other" in res.stderr
-    missing = atlasql(
-        "start",
-        "--node-id",
-        "1",
-        "--listen",
-        "127.0.0.1:1",
-        "--data-dir",
-        str(tmp_path / "d"),
-        "--rtt-matrix",
-        str(tmp_path / "nope.json"),
-    )
+    missing = start_with(tmp_path / "nope.json")
     assert missing.returncode == 2 and "cannot read" in missing.stderr
