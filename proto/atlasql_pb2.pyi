@@ -325,7 +325,7 @@ class Catalog(_message.Message):
     def __init__(self, version: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., tables: _Optional[_Iterable[_Union[TableDescriptor, _Mapping]]] = ..., ranges: _Optional[_Iterable[_Union[RangeDescriptor, _Mapping]]] = ..., max_range_id: _Optional[int] = ...) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("proposer", "request_id", "session_id", "seq", "write", "read", "meta", "check", "barrier", "change_replicas")
+    __slots__ = ("proposer", "request_id", "session_id", "seq", "write", "read", "meta", "check", "barrier", "change_replicas", "split")
     PROPOSER_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -336,6 +336,7 @@ class Command(_message.Message):
     CHECK_FIELD_NUMBER: _ClassVar[int]
     BARRIER_FIELD_NUMBER: _ClassVar[int]
     CHANGE_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
     proposer: int
     request_id: int
     session_id: str
@@ -346,7 +347,32 @@ class Command(_message.Message):
     check: ChecksumOp
     barrier: Barrier
     change_replicas: ChangeReplicas
-    def __init__(self, proposer: _Optional[int] = ..., request_id: _Optional[int] = ..., session_id: _Optional[str] = ..., seq: _Optional[int] = ..., write: _Optional[_Union[SqlWrite, _Mapping]] = ..., read: _Optional[_Union[SqlRead, _Mapping]] = ..., meta: _Optional[_Union[MetaOp, _Mapping]] = ..., check: _Optional[_Union[ChecksumOp, _Mapping]] = ..., barrier: _Optional[_Union[Barrier, _Mapping]] = ..., change_replicas: _Optional[_Union[ChangeReplicas, _Mapping]] = ...) -> None: ...
+    split: SplitRange
+    def __init__(self, proposer: _Optional[int] = ..., request_id: _Optional[int] = ..., session_id: _Optional[str] = ..., seq: _Optional[int] = ..., write: _Optional[_Union[SqlWrite, _Mapping]] = ..., read: _Optional[_Union[SqlRead, _Mapping]] = ..., meta: _Optional[_Union[MetaOp, _Mapping]] = ..., check: _Optional[_Union[ChecksumOp, _Mapping]] = ..., barrier: _Optional[_Union[Barrier, _Mapping]] = ..., change_replicas: _Optional[_Union[ChangeReplicas, _Mapping]] = ..., split: _Optional[_Union[SplitRange, _Mapping]] = ...) -> None: ...
+
+class Span(_message.Message):
+    __slots__ = ("start_key", "end_key")
+    START_KEY_FIELD_NUMBER: _ClassVar[int]
+    END_KEY_FIELD_NUMBER: _ClassVar[int]
+    start_key: bytes
+    end_key: bytes
+    def __init__(self, start_key: _Optional[bytes] = ..., end_key: _Optional[bytes] = ...) -> None: ...
+
+class SplitRange(_message.Message):
+    __slots__ = ("split_key", "new_range_id", "span", "table", "voters", "non_voters")
+    SPLIT_KEY_FIELD_NUMBER: _ClassVar[int]
+    NEW_RANGE_ID_FIELD_NUMBER: _ClassVar[int]
+    SPAN_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    VOTERS_FIELD_NUMBER: _ClassVar[int]
+    NON_VOTERS_FIELD_NUMBER: _ClassVar[int]
+    split_key: bytes
+    new_range_id: int
+    span: Span
+    table: str
+    voters: _containers.RepeatedScalarFieldContainer[int]
+    non_voters: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, split_key: _Optional[bytes] = ..., new_range_id: _Optional[int] = ..., span: _Optional[_Union[Span, _Mapping]] = ..., table: _Optional[str] = ..., voters: _Optional[_Iterable[int]] = ..., non_voters: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class ChangeReplicas(_message.Message):
     __slots__ = ("voters", "non_voters", "generation")
@@ -367,7 +393,7 @@ class ChecksumOp(_message.Message):
     def __init__(self) -> None: ...
 
 class SqlWrite(_message.Message):
-    __slots__ = ("sql", "params", "named_params", "insert_table", "batch")
+    __slots__ = ("sql", "params", "named_params", "insert_table", "batch", "span")
     class NamedParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -380,15 +406,17 @@ class SqlWrite(_message.Message):
     NAMED_PARAMS_FIELD_NUMBER: _ClassVar[int]
     INSERT_TABLE_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
+    SPAN_FIELD_NUMBER: _ClassVar[int]
     sql: str
     params: _containers.RepeatedCompositeFieldContainer[Value]
     named_params: _containers.MessageMap[str, Value]
     insert_table: str
     batch: _containers.RepeatedCompositeFieldContainer[Row]
-    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., insert_table: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[Row, _Mapping]]] = ...) -> None: ...
+    span: Span
+    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., insert_table: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., span: _Optional[_Union[Span, _Mapping]] = ...) -> None: ...
 
 class SqlRead(_message.Message):
-    __slots__ = ("sql", "params", "named_params", "catalog")
+    __slots__ = ("sql", "params", "named_params", "catalog", "span")
     class NamedParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -400,27 +428,45 @@ class SqlRead(_message.Message):
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     NAMED_PARAMS_FIELD_NUMBER: _ClassVar[int]
     CATALOG_FIELD_NUMBER: _ClassVar[int]
+    SPAN_FIELD_NUMBER: _ClassVar[int]
     sql: str
     params: _containers.RepeatedCompositeFieldContainer[Value]
     named_params: _containers.MessageMap[str, Value]
     catalog: bool
-    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., catalog: _Optional[bool] = ...) -> None: ...
+    span: Span
+    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., catalog: _Optional[bool] = ..., span: _Optional[_Union[Span, _Mapping]] = ...) -> None: ...
 
 class MetaOp(_message.Message):
-    __slots__ = ("register_node", "create_table", "drop_table", "add_index", "drop_index", "update_range")
+    __slots__ = ("register_node", "create_table", "drop_table", "add_index", "drop_index", "update_range", "allocate_range_ids", "upsert_ranges")
     REGISTER_NODE_FIELD_NUMBER: _ClassVar[int]
     CREATE_TABLE_FIELD_NUMBER: _ClassVar[int]
     DROP_TABLE_FIELD_NUMBER: _ClassVar[int]
     ADD_INDEX_FIELD_NUMBER: _ClassVar[int]
     DROP_INDEX_FIELD_NUMBER: _ClassVar[int]
     UPDATE_RANGE_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATE_RANGE_IDS_FIELD_NUMBER: _ClassVar[int]
+    UPSERT_RANGES_FIELD_NUMBER: _ClassVar[int]
     register_node: NodeInfo
     create_table: CreateTable
     drop_table: DropTable
     add_index: AddIndex
     drop_index: DropIndex
     update_range: UpdateRange
-    def __init__(self, register_node: _Optional[_Union[NodeInfo, _Mapping]] = ..., create_table: _Optional[_Union[CreateTable, _Mapping]] = ..., drop_table: _Optional[_Union[DropTable, _Mapping]] = ..., add_index: _Optional[_Union[AddIndex, _Mapping]] = ..., drop_index: _Optional[_Union[DropIndex, _Mapping]] = ..., update_range: _Optional[_Union[UpdateRange, _Mapping]] = ...) -> None: ...
+    allocate_range_ids: AllocateRangeIds
+    upsert_ranges: UpsertRanges
+    def __init__(self, register_node: _Optional[_Union[NodeInfo, _Mapping]] = ..., create_table: _Optional[_Union[CreateTable, _Mapping]] = ..., drop_table: _Optional[_Union[DropTable, _Mapping]] = ..., add_index: _Optional[_Union[AddIndex, _Mapping]] = ..., drop_index: _Optional[_Union[DropIndex, _Mapping]] = ..., update_range: _Optional[_Union[UpdateRange, _Mapping]] = ..., allocate_range_ids: _Optional[_Union[AllocateRangeIds, _Mapping]] = ..., upsert_ranges: _Optional[_Union[UpsertRanges, _Mapping]] = ...) -> None: ...
+
+class AllocateRangeIds(_message.Message):
+    __slots__ = ("count",)
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    def __init__(self, count: _Optional[int] = ...) -> None: ...
+
+class UpsertRanges(_message.Message):
+    __slots__ = ("ranges",)
+    RANGES_FIELD_NUMBER: _ClassVar[int]
+    ranges: _containers.RepeatedCompositeFieldContainer[RangeDescriptor]
+    def __init__(self, ranges: _Optional[_Iterable[_Union[RangeDescriptor, _Mapping]]] = ...) -> None: ...
 
 class UpdateRange(_message.Message):
     __slots__ = ("range_id", "voters", "non_voters", "generation")

@@ -70,6 +70,69 @@ def _change_replicas(engine: Engine, change: pb.ChangeReplicas) -> StatementResu
     return StatementResult(rows_affected=0)
 
 
+SPLIT_BASE_INDEX = 10
+"""The applied index a split's right-hand replica starts at (its log holds one placeholder
+entry there, so a replica created any other way needs a snapshot, never a replay)."""
+
+
+def span_mismatch(engine: Engine, span: pb.Span) -> SqlFailure | None:
+    """A refusal if this replica does not hold exactly ``span`` (the gateway's plan)."""
+    stored = engine.span()
+    start, end = (stored[1], stored[2]) if stored is not None else (b"", b"")
+    if (start, end) == (span.start_key, span.end_key):
+        return None
+    return SqlFailure(
+        sqlstate.RANGE_MOVED,
+        "the range's span changed (split or merge): refresh the descriptor and retry",
+    )
+
+
+def _span_guard(engine: Engine) -> SqlFailure | None:
+    if engine.rows_outside_span():
+        return SqlFailure(
+            sqlstate.FEATURE_NOT_SUPPORTED,
+            "the write would put a row outside this range's span (a key moving to another"
+            " range, or an automatic rowid in a table split into several ranges); writes"
+            " across ranges arrive with transactions: give the key explicitly",
+        )
+    return None
+
+
+def split_refusal(engine: Engine, split: pb.SplitRange) -> SqlFailure | None:
+    """Why this replica cannot apply ``split`` (deterministic), or None."""
+    moved = span_mismatch(engine, split.span)
+    if moved is not None:
+        return moved
+    start, end = split.span.start_key, split.span.end_key
+    key = split.split_key
+    if not key or key <= start or (end and key >= end):
+        return SqlFailure(sqlstate.INVALID_PARAMETER, "the split key is not inside the range")
+    return None
+
+
+def _split_left(engine: Engine, split: pb.SplitRange) -> StatementResult:
+    refusal = split_refusal(engine, split)
+    if refusal is not None:
+        return StatementResult(error=refusal)
+    stored = engine.span()
+    table = stored[0] if stored is not None else split.table
+    moved = engine.delete_from_key(table, split.split_key)
+    voters, non_voters, generation = split_config(engine, split)
+    engine.set_replica_config(voters, non_voters, generation)
+    engine.set_span(table, split.span.start_key, split.split_key)
+    return StatementResult(
+        columns=("moved_rows", "generation"), rows=((moved, generation),), returns_rows=True
+    )
+
+
+def split_config(engine: Engine, split: pb.SplitRange) -> tuple[list[int], list[int], int]:
+    """Membership and generation both halves have after ``split``."""
+    current = engine.replica_config()
+    if current is None:
+        return sorted(split.voters), sorted(split.non_voters), 2
+    return current[0], current[1], current[2] + 1
+
+
 def apply(engine: Engine, command: pb.Command, index: int, term: int = 0) -> pb.CommandResult:
     """Apply one committed entry at ``index``; returns what the proposer reports back.
 
@@ -100,7 +163,11 @@ def apply(engine: Engine, command: pb.Command, index: int, term: int = 0) -> pb.
                 return stale
         if op == "write":
             w = command.write
-            if w.insert_table and eng.rowids_exhausted(w.insert_table):
+            moved = span_mismatch(eng, w.span) if w.HasField("span") else None
+            guard = _span_guard if eng.span() is not None else None
+            if moved is not None:
+                res = StatementResult(error=moved)
+            elif w.insert_table and eng.rowids_exhausted(w.insert_table):
                 res = StatementResult(
                     error=SqlFailure(
                         sqlstate.DATA_EXCEPTION,
@@ -109,13 +176,23 @@ def apply(engine: Engine, command: pb.Command, index: int, term: int = 0) -> pb.
                     )
                 )
             elif w.batch:
-                res = eng.execute_many(w.sql, [row_from_proto(r) for r in w.batch])
+                res = eng.execute_many(
+                    w.sql,
+                    [row_from_proto(r) for r in w.batch],
+                    verify=(lambda: guard(eng)) if guard else None,
+                )
             else:
-                res = eng.execute(w.sql, params_from_proto(w.params, w.named_params))
+                res = eng.execute(
+                    w.sql,
+                    params_from_proto(w.params, w.named_params),
+                    verify=(lambda: guard(eng)) if guard else None,
+                )
         elif op == "meta":
             res = apply_meta(eng, command.meta)
         elif op == "barrier":
             res = StatementResult()
+        elif op == "split":
+            res = _split_left(eng, command.split)
         elif op == "change_replicas":
             res = _change_replicas(eng, command.change_replicas)
         elif op == "check":

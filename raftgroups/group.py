@@ -33,7 +33,7 @@ from pysyncobj.config import FAIL_REASON
 from pysyncobj.syncobj import _COMMAND_TYPE, _RAFT_STATE
 
 from proto import pb
-from storage import Engine, params_from_proto, row_to_proto
+from storage import Engine, StatementResult, params_from_proto, row_to_proto
 
 from . import fsm
 from .codec import decode_command, encode_command
@@ -72,6 +72,10 @@ class RaftTiming:
             raise ValueError("need 0 < heartbeat < election_min <= election_max")
 
 
+def _no_split(group: RangeGroup, split: pb.SplitRange) -> None:
+    raise RuntimeError(f"range {group.range_id}: no split handler installed")
+
+
 class RangeGroup(SyncObj):  # type: ignore[misc]
     """The Raft group of one range on this node."""
 
@@ -108,6 +112,11 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         self._quiesce_after = 3 * timing.heartbeat
         self._pending_reads: set[int] = set()
         self._pending_lock = threading.Lock()
+        if len(journal) == 0 and engine.applied_index > 0:
+            # A replica born with state (a split's right-hand side): its log starts with a
+            # placeholder at that state's position, as after a snapshot.
+            journal.add(bytes([_COMMAND_TYPE.NO_OP]), engine.applied_index, engine.applied_term)
+            journal.setRaftCommitIndex(engine.applied_index)
         conf = SyncObjConf(
             autoTick=False,
             journalFile=journal,  # our durable RangeJournal (see journal.install)
@@ -161,6 +170,9 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         self._lease_duration = 0.8 * timing.election_min
         self.lease_reads = 0
         self._transport.on_send = self._annotate
+        # Split hooks (the store creates and opens the right-hand replica).
+        self.prepare_split: Callable[[RangeGroup, pb.SplitRange], None] = _no_split
+        self.split_applied: Callable[[RangeGroup, pb.SplitRange], None] = _no_split
         # pysyncobj's own snapshot transfer would pickle the object; ours streams SQLite files.
         self._SyncObj__serializer.getTransmissionData = lambda node: None
 
@@ -183,13 +195,21 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         except CodecError as exc:
             self.stop(f"undecodable entry at index {index}: {exc}")
             raise
-        if cmd.WhichOneof("op") == "read":
+        op = cmd.WhichOneof("op")
+        if op == "read":
             return self._serve_read(cmd, index)
+        fresh = index > self.engine.applied_index
         try:
+            if op == "split" and fresh and fsm.split_refusal(self.engine, cmd.split) is None:
+                # The right-hand replica is written (complete, synced) before the left side
+                # commits; a crash in between re-applies the entry and finds it in place.
+                self.prepare_split(self, cmd.split)
             result = fsm.apply(self.engine, cmd, index, self.journal.term_at(index) or 0)
         except Exception as exc:
             self.stop(f"apply failed at index {index}: {exc}")
             raise
+        if op == "split" and fresh and not result.error.code:
+            self.split_applied(self, cmd.split)
         if cmd.WhichOneof("op") == "change_replicas":
             config = self.engine.replica_config()
             if config is not None:
@@ -285,6 +305,9 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
                 returns_rows=True,
                 applied_index=index,
             )
+        moved = fsm.span_mismatch(self.engine, r.span) if r.HasField("span") else None
+        if moved is not None:
+            return fsm.result_to_proto(StatementResult(error=moved), index)
         res = self.engine.query(r.sql, params_from_proto(r.params, r.named_params))
         return fsm.result_to_proto(res, index)
 
@@ -439,6 +462,12 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
                 return served
         own = pb.Command()
         own.CopyFrom(command)
+        if own.WhichOneof("op") == "split":
+            # The membership both halves get if the range never changed it through the log.
+            del own.split.voters[:]
+            del own.split.non_voters[:]
+            own.split.voters.extend(self.voters)
+            own.split.non_voters.extend(self.non_voters)
         return self._propose(own, timeout)
 
     def _propose(self, command: pb.Command, timeout: float) -> pb.CommandResult:

@@ -136,6 +136,48 @@ def apply_meta(engine: Engine, op: pb.MetaOp) -> StatementResult:
         )
         _bump(engine)
         return StatementResult(rows_affected=1)
+    if kind == "allocate_range_ids":
+        count = max(1, int(op.allocate_range_ids.count))
+        (max_id,) = _q(engine, "SELECT max_range_id FROM _atlas_meta_version").rows[0]
+        _q(
+            engine,
+            "UPDATE _atlas_meta_version SET max_range_id = ? WHERE id = 1",
+            (int(max_id) + count,),
+        )
+        _bump(engine)
+        return StatementResult(rows_affected=0, columns=("first_id",), rows=((int(max_id) + 1,),))
+    if kind == "upsert_ranges":
+        changed = 0
+        for d in op.upsert_ranges.ranges:
+            if not _q(engine, "SELECT 1 FROM _atlas_meta_tables WHERE name = ?", (d.table,)).rows:
+                continue  # the table was dropped meanwhile
+            row = _q(
+                engine,
+                "SELECT generation, start_key, end_key, replicas, non_voters"
+                " FROM _atlas_meta_ranges WHERE range_id = ?",
+                (d.range_id,),
+            ).rows
+            fields = (
+                bytes(d.start_key),
+                bytes(d.end_key),
+                ",".join(map(str, d.replicas)),
+                ",".join(map(str, d.non_voters)),
+            )
+            if row:
+                gen = int(row[0][0])
+                stored = (bytes(row[0][1]), bytes(row[0][2]), str(row[0][3]), str(row[0][4]))
+                if d.generation < gen or (d.generation == gen and stored == fields):
+                    continue
+            _q(
+                engine,
+                "INSERT OR REPLACE INTO _atlas_meta_ranges(range_id, table_name, start_key,"
+                " end_key, replicas, non_voters, generation) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (d.range_id, d.table, *fields, d.generation),
+            )
+            changed += 1
+        if changed:
+            _bump(engine)
+        return StatementResult(rows_affected=changed)
     if kind == "drop_index":
         di = op.drop_index
         _q(engine, "DELETE FROM _atlas_meta_indexes WHERE name = ?", (di.index_name,))

@@ -19,6 +19,7 @@ from typing import Any
 from proto import pb
 from storage import Engine
 
+from . import fsm
 from .errors import NotLeaderError, RangeNotFoundError, ReplicaStopped
 from .group import RaftTiming, RangeGroup
 from .journal import LogFailure, LogStore, RangeJournal
@@ -81,6 +82,10 @@ class Store:
         self._running = False
         self._thread: threading.Thread | None = None
         self.tick_errors = 0
+        # Called (tick thread) when a split created a replica here: the node records it so
+        # it is reopened after a restart, before the catalog knows the new range.
+        self.on_split_child: Callable[[int, list[int], list[int]], None] = lambda r, v, n: None
+        self.splits_applied = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -173,6 +178,8 @@ class Store:
                 return existing.group
             group.is_live = self._is_live
             group.may_campaign = lambda: not self.draining
+            group.prepare_split = self._prepare_split
+            group.split_applied = self._split_applied
             rep = self._replicas[range_id] = _Replica(group)
             now = time.monotonic()
             for t, from_node, message in self._early.pop(range_id, ()):
@@ -180,11 +187,54 @@ class Store:
                     rep.inbox.append((from_node, message))
             self._active.add(range_id)
             self.transport.peers.update(p for p in group.peer_ids() if p != self.node_id)
-        if campaign and group.raftCommitIndex <= 1:
+        if campaign and int(group.raftCommitIndex) <= max(1, group.first_index()):
             group.campaign_now()
         log.info("n%d: opened replica of range %d (voters %s)", self.node_id, range_id, peers)
         self.wake()
         return group
+
+    # -- splits ---------------------------------------------------------------------------------
+
+    def _prepare_split(self, group: RangeGroup, split: pb.SplitRange) -> None:
+        """Tick thread, while ``group`` applies ``split``: write the right-hand replica's file
+        from the left's committed state, unless a replica of it already exists here (opened
+        from the catalog before this replica caught up: its leader will send a snapshot)."""
+        rhs = int(split.new_range_id)
+        path = self._db_path(rhs)
+        with self._lock:
+            exists = rhs in self._replicas
+        if exists or os.path.exists(path):
+            log.info("range %d: split child %d already exists here", group.range_id, rhs)
+            return
+        voters, non_voters, generation = fsm.split_config(group.engine, split)
+        stored = group.engine.span()
+        copied = Engine.create_split_child(
+            group.engine.path,
+            path,
+            table=stored[0] if stored is not None else split.table,
+            start_key=split.split_key,
+            end_key=split.span.end_key,
+            base_index=fsm.SPLIT_BASE_INDEX,
+            voters=voters,
+            non_voters=non_voters,
+            generation=generation,
+        )
+        log.info("range %d: split off range %d (%d rows)", group.range_id, rhs, copied)
+
+    def _split_applied(self, group: RangeGroup, split: pb.SplitRange) -> None:
+        """Tick thread, after the left side committed: open the right-hand replica."""
+        rhs = int(split.new_range_id)
+        config = group.engine.replica_config()
+        voters, non_voters = (config[0], config[1]) if config else (group.voters, [])
+        campaign = group.is_leader()
+        self.splits_applied += 1
+        self.on_split_child(rhs, list(voters), list(non_voters))
+
+        def open_child() -> None:
+            self.ensure_replica(rhs, list(voters), campaign=campaign, non_voters=list(non_voters))
+
+        self._tasks.append(open_child)
+        self._wake_event.set()
 
     def remove_replica(self, range_id: int) -> None:
         """Close and delete this node's replica (the range was dropped)."""
@@ -229,6 +279,21 @@ class Store:
             "snapshots_installed": self.snapshots_installed,
             "flushes": self.log_store.flushes,
         }
+
+    def leaders(self) -> list[RangeGroup]:
+        """The groups this node currently leads."""
+        with self._lock:
+            groups = [r.group for r in self._replicas.values()]
+        return [g for g in groups if g.is_leader()]
+
+    def replica_span(self, range_id: int) -> tuple[str, bytes, bytes] | None:
+        """(table, start, end) of a local replica, open or only on disk; None if unknown."""
+        with self._lock:
+            rep = self._replicas.get(range_id)
+        if rep is not None:
+            return rep.group.engine.span()
+        path = self._db_path(range_id)
+        return Engine.read_span(path) if os.path.exists(path) else None
 
     def status(self) -> list[pb.ReplicaStatus]:
         with self._lock:

@@ -1,8 +1,17 @@
-"""Routing: key encoding, the catalog cache, and the sender that finds a range's leader."""
+"""Routing: key encoding (implemented in ``storage.keys``, which replicas also need to check
+their spans), the catalog cache, and the sender that finds a range's leader."""
 
-from .catalog import CatalogCache
+from storage.keys import (
+    decode_key,
+    encode_key,
+    encode_prefix,
+    encode_value,
+    next_key,
+    prefix_end,
+)
+
+from .catalog import CatalogCache, range_for_key, ranges_overlapping
 from .errors import RangeUnavailableError, RouterError
-from .keys import decode_key, encode_key, encode_prefix, encode_value, next_key, prefix_end
 from .latency import RttMatrix, RttMatrixError, load_rtt_matrix, parse_rtt_matrix
 from .sender import ChannelPool, LocalReplicas, RangeSender
 
@@ -18,6 +27,8 @@ __all__ = [
     "load_rtt_matrix",
     "parse_rtt_matrix",
     "CatalogCache",
+    "range_for_key",
+    "ranges_overlapping",
     "ChannelPool",
     "LocalReplicas",
     "RangeSender",

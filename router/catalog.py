@@ -55,3 +55,32 @@ class CatalogCache:
                 found: pb.NodeInfo = n
                 return found
         return None
+
+
+def range_for_key(ranges: list[pb.RangeDescriptor], key: bytes) -> pb.RangeDescriptor | None:
+    """The range whose span ``[start_key, end_key)`` holds ``key`` (empty end = +inf).
+
+    >>> rs = [pb.RangeDescriptor(range_id=2, end_key=b"m"), pb.RangeDescriptor(range_id=3,
+    ...       start_key=b"m")]
+    >>> range_for_key(rs, b"a").range_id, range_for_key(rs, b"m").range_id
+    (2, 3)
+    """
+    for r in ranges:
+        if r.start_key <= key and (not r.end_key or key < r.end_key):
+            return r
+    return None
+
+
+def ranges_overlapping(
+    ranges: list[pb.RangeDescriptor], lo: bytes | None, hi: bytes | None
+) -> list[pb.RangeDescriptor]:
+    """Ranges (in key order) that can hold a key in ``[lo, hi]`` (None = unbounded; both
+    bounds inclusive, which is conservative for exclusive ones)."""
+    out = []
+    for r in sorted(ranges, key=lambda d: d.start_key):
+        if hi is not None and r.start_key > hi:
+            continue
+        if lo is not None and r.end_key and r.end_key <= lo:
+            continue
+        out.append(r)
+    return out

@@ -23,15 +23,26 @@ import re
 import threading
 import uuid
 from collections.abc import Callable
+from concurrent import futures
 from typing import Protocol
 
 from sqlglot import exp
 
 from proto import pb
-from router import CatalogCache, RangeSender, RangeUnavailableError
-from storage import row_to_proto, sqlstate
+from router import CatalogCache, RangeSender, RangeUnavailableError, range_for_key
+from storage import (
+    Engine,
+    SqlValue,
+    from_proto,
+    params_from_proto,
+    row_from_proto,
+    row_to_proto,
+    sqlstate,
+)
+from storage.keys import decode_key, encode_prefix
 
 from .dialect import SqlError, parse
+from .planner import Params, TableShape, insert_keys, key_intervals, overlaps, table_shape
 from .rewrite import fill_defaults, nondeterministic_defaults, rewrite_nondeterministic, to_sql
 
 _RESERVED_PREFIXES = ("_atlas", "sqlite_")
@@ -45,6 +56,18 @@ _RELOCATE_RE = re.compile(
     r"^\s*ALTER\s+RANGE\s+(?P<range>\d+)\s+RELOCATE\s+LEADER\s+TO\s+n?(?P<node>\d+)\s*;?\s*$",
     re.I,
 )
+_SPLIT_RE = re.compile(
+    r"^\s*ALTER\s+TABLE\s+(?P<table>[A-Za-z_][A-Za-z0-9_]*|\"[^\"]+\")\s+SPLIT\s+AT\s+"
+    r"(?P<values>VALUES\s*\(.*?)\s*;?\s*$",
+    re.I | re.S,
+)
+_SHOW_RANGES_RE = re.compile(
+    r"^\s*SHOW\s+RANGES(?:\s+FROM\s+TABLE\s+(?P<table>[A-Za-z_][A-Za-z0-9_]*|\"[^\"]+\"))?"
+    r"\s*;?\s*$",
+    re.I,
+)
+_REPLANS = 8  # re-plans after "range moved" (a split raced with the statement)
+_FANOUT = futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="fanout")
 _CHECK_RE = re.compile(
     r"^\s*CHECK\s+CONSISTENCY(?:\s+FROM\s+TABLE\s+(?P<table>[A-Za-z_][A-Za-z0-9_]*))?\s*;?\s*$",
     re.I,
@@ -75,6 +98,10 @@ class Cluster(Protocol):
         self, range_id: int, voters: list[int], non_voters: list[int]
     ) -> pb.RangeDescriptor: ...
 
+    def split_range(self, table: str, split_key: bytes) -> tuple[int, int]: ...
+
+    def range_leaders(self) -> dict[int, int]: ...
+
 
 def _error(
     code: str, message: str, position: int = 0, line: int = 0, column: int = 0
@@ -93,6 +120,39 @@ class StatementError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class _RangeMoved(Exception):
+    """A range refused the plan (its span changed): refresh the catalog and re-plan."""
+
+
+def _span(desc: pb.RangeDescriptor) -> pb.Span:
+    return pb.Span(start_key=desc.start_key, end_key=desc.end_key)
+
+
+def _moved(res: pb.CommandResult) -> bool:
+    return res.HasField("error") and res.error.code == sqlstate.RANGE_MOVED
+
+
+def format_key(key: bytes, *, end: bool = False) -> str:
+    """A span bound for people: ``/5``, ``/'abc'/2``; ``-inf``/``+inf`` when unbounded.
+
+    >>> format_key(encode_prefix([5, 'a'])), format_key(b''), format_key(b'', end=True)
+    ("/5/'a'", '-inf', '+inf')
+    """
+    if not key:
+        return "+inf" if end else "-inf"
+    parts = []
+    for v in decode_key(key):
+        if v is None:
+            parts.append("NULL")
+        elif isinstance(v, str):
+            parts.append("'" + v.replace("'", "''") + "'")
+        elif isinstance(v, bytes):
+            parts.append("x'" + v.hex() + "'")
+        else:
+            parts.append(repr(v))
+    return "/" + "/".join(parts)
 
 
 def _from_result(res: pb.CommandResult) -> pb.ExecuteResponse:
@@ -155,6 +215,17 @@ class Gateway:
                 rows_affected=-1,
                 returns_rows=True,
             )
+        split = _SPLIT_RE.match(request.sql)
+        show = _SHOW_RANGES_RE.match(request.sql)
+        if split or show:
+            try:
+                if split:
+                    return self._split(_ident(split.group("table")), split.group("values"))
+                return self._show_ranges(_ident(show.group("table")) if show else None)
+            except SqlError as exc:
+                return _error(exc.code, exc.message, exc.position, exc.line, exc.column)
+            except (StatementError, RangeUnavailableError) as exc:
+                return _error(exc.code, exc.message)
         check = _CHECK_RE.match(request.sql)
         if check:
             try:
@@ -276,6 +347,73 @@ class Gateway:
             returns_rows=True,
         )
 
+    def _split(self, name: str, values_sql: str) -> pb.ExecuteResponse:
+        """ALTER TABLE t SPLIT AT VALUES (k...)[, (k...)]: one split per row."""
+        table = self._table(name)
+        shape = table_shape(table.name, table.create_sql)
+        if not shape.binary_key:
+            raise StatementError(
+                sqlstate.FEATURE_NOT_SUPPORTED,
+                f"table {table.name}'s key has a non-BINARY collation: it cannot be split",
+            )
+        rows = _evaluate_values(values_sql)
+        out = []
+        for row in rows:
+            if not 1 <= len(row) <= len(shape.key_columns):
+                raise StatementError(
+                    sqlstate.SYNTAX_ERROR,
+                    f"a split point has 1 to {len(shape.key_columns)} values (the key of"
+                    f" {table.name} is {', '.join(shape.key_columns)}), not {len(row)}",
+                )
+            _check_key_values(shape, row)
+            key = encode_prefix(list(row))
+            left, right = self._cluster.split_range(table.name, key)
+            out.append((left, right, format_key(key)))
+        return pb.ExecuteResponse(
+            columns=["range_id", "new_range_id", "split_key"],
+            rows=[row_to_proto(r) for r in out],
+            rows_affected=-1,
+            returns_rows=True,
+        )
+
+    def _show_ranges(self, name: str | None) -> pb.ExecuteResponse:
+        self._cluster.refresh_catalog()
+        if name is not None:
+            self._table(name)
+            ranges = self._cluster.catalog.ranges_of(name)
+        else:
+            ranges = list(self._cluster.catalog.snapshot().ranges)
+        ranges = sorted(ranges, key=lambda d: (d.table.lower(), d.start_key))
+        leaders = self._cluster.range_leaders()
+        rows = [
+            (
+                d.range_id,
+                d.table,
+                format_key(d.start_key),
+                format_key(d.end_key, end=True),
+                ",".join(f"n{n}" for n in d.replicas),
+                ",".join(f"n{n}" for n in d.non_voters),
+                f"n{leaders[d.range_id]}" if leaders.get(d.range_id) else "",
+                int(d.generation),
+            )
+            for d in ranges
+        ]
+        return pb.ExecuteResponse(
+            columns=[
+                "range_id",
+                "table_name",
+                "start_key",
+                "end_key",
+                "voters",
+                "non_voters",
+                "leader",
+                "generation",
+            ],
+            rows=[row_to_proto(r) for r in rows],
+            rows_affected=-1,
+            returns_rows=True,
+        )
+
     # -- helpers ---------------------------------------------------------------------------
 
     def _next_internal(self) -> tuple[str, int]:
@@ -308,24 +446,68 @@ class Gateway:
             raise StatementError(sqlstate.UNDEFINED_TABLE, f"no such table: {name}")
         return table
 
-    def _range_of(self, table: str) -> pb.RangeDescriptor:
+    def _ranges(self, table: str, *, refresh: bool = False) -> list[pb.RangeDescriptor]:
+        """The table's ranges in key order."""
+        if refresh:
+            self._cluster.refresh_catalog()
         ranges = self._cluster.catalog.ranges_of(table)
         if not ranges:
             self._cluster.refresh_catalog()
             ranges = self._cluster.catalog.ranges_of(table)
         if not ranges:
             raise StatementError(sqlstate.RANGE_NOT_FOUND, f"table {table} has no range")
-        return ranges[0]
+        return sorted(ranges, key=lambda d: d.start_key)
 
     def _read(
-        self, desc: pb.RangeDescriptor, sql: str, request: pb.ExecuteRequest | None
+        self,
+        desc: pb.RangeDescriptor,
+        sql: str,
+        request: pb.ExecuteRequest | None,
+        named_only: bool = False,
     ) -> pb.CommandResult:
-        read = pb.SqlRead(sql=sql)
+        read = pb.SqlRead(sql=sql, span=_span(desc))
         if request is not None:
-            read.params.extend(request.params)
+            if not named_only:
+                read.params.extend(request.params)
             for k, v in request.named_params.items():
                 read.named_params[k].CopyFrom(v)
-        return self._cluster.sender.send(desc, pb.Command(read=read))
+        res = self._cluster.sender.send(desc, pb.Command(read=read))
+        if _moved(res):
+            raise _RangeMoved
+        return res
+
+    def _on_every_range(
+        self, table: pb.TableDescriptor, request: pb.ExecuteRequest, sql: str, undo: str | None
+    ) -> pb.ExecuteResponse | None:
+        """Run a schema statement on each range of ``table``; on a failure, ``undo`` runs on
+        the ranges that took it and the error is returned."""
+        for _attempt in range(_REPLANS):
+            done: list[pb.RangeDescriptor] = []
+            moved = False
+            for desc in self._ranges(table.name):
+                cmd = self._command(request, write=pb.SqlWrite(sql=sql, span=_span(desc)))
+                if done:
+                    cmd.session_id, cmd.seq = self._next_internal()
+                res = self._cluster.sender.send(desc, cmd)
+                if _moved(res) or (res.HasField("error") and res.error.code):
+                    for prior in done if undo else ():
+                        self._cluster.sender.send(
+                            prior,
+                            pb.Command(
+                                write=pb.SqlWrite(sql=undo or "", span=_span(prior)),
+                                session_id=self._session,
+                                seq=self._next_internal()[1],
+                            ),
+                        )
+                    if _moved(res):
+                        moved = True
+                        self._cluster.refresh_catalog()
+                        break
+                    return _error(res.error.code, res.error.message)
+                done.append(desc)
+            if not moved:
+                return None
+        raise StatementError(sqlstate.SERIALIZATION_FAILURE, "the table's ranges kept moving")
 
     # -- dispatch ----------------------------------------------------------------------------
 
@@ -433,11 +615,10 @@ class Gateway:
         if not isinstance(table_expr, exp.Table):
             raise StatementError(sqlstate.SYNTAX_ERROR, "CREATE INDEX needs ON table(columns)")
         table = self._table(table_expr.name)
-        desc = self._range_of(table.name)
         sql = request.sql.strip().rstrip(";").strip()
-        res = self._cluster.sender.send(desc, self._command(request, write=pb.SqlWrite(sql=sql)))
-        if res.HasField("error") and res.error.code:
-            return _error(res.error.code, res.error.message)
+        failed = self._on_every_range(table, request, sql, f'DROP INDEX IF EXISTS "{index.name}"')
+        if failed is not None:
+            return failed
         self._meta(
             pb.MetaOp(add_index=pb.AddIndex(table=table.name, index_sql=sql, index_name=index.name))
         )
@@ -450,13 +631,10 @@ class Gateway:
             for index_sql in table.index_sql:
                 created = parse(index_sql)[0]
                 if created.this is not None and created.this.name.lower() == name.lower():
-                    desc = self._range_of(table.name)
-                    sql = request.sql.strip().rstrip(";").strip()
-                    res = self._cluster.sender.send(
-                        desc, self._command(request, write=pb.SqlWrite(sql=sql))
-                    )
-                    if res.HasField("error") and res.error.code:
-                        return _error(res.error.code, res.error.message)
+                    sql = f'DROP INDEX IF EXISTS "{created.this.name}"'
+                    failed = self._on_every_range(table, request, sql, None)
+                    if failed is not None:
+                        return failed
                     self._meta(pb.MetaOp(drop_index=pb.DropIndex(index_name=created.this.name)))
                     return pb.ExecuteResponse(rows_affected=-1)
         if tree.args.get("exists"):
@@ -497,9 +675,77 @@ class Gateway:
         write.params.extend(request.params)
         for k, v in request.named_params.items():
             write.named_params[k].CopyFrom(v)
-        desc = self._range_of(table.name)
-        res = self._cluster.sender.send(desc, self._command(request, write=write))
-        return _from_result(res)
+        cmd = self._command(request, write=write)
+        for attempt in range(_REPLANS):
+            ranges = self._ranges(table.name, refresh=attempt > 0)
+            desc = self._write_target(rewritten, table, ranges, request, sql)
+            cmd.write.span.CopyFrom(_span(desc))
+            res = self._cluster.sender.send(desc, cmd)
+            if not _moved(res):
+                return _from_result(res)
+            # Refused before it ran: the same (session, seq) may go to another range.
+        raise StatementError(
+            sqlstate.SERIALIZATION_FAILURE, f"the ranges of {table.name} kept moving"
+        )
+
+    def _write_target(
+        self,
+        tree: exp.Expr,
+        table: pb.TableDescriptor,
+        ranges: list[pb.RangeDescriptor],
+        request: pb.ExecuteRequest,
+        sql: str,
+    ) -> pb.RangeDescriptor:
+        """The one range a write goes to; a write that may touch several is refused (it
+        would not be atomic until transactions land)."""
+        if len(ranges) == 1:
+            return ranges[0]
+        shape = table_shape(table.name, table.create_sql)
+        what = type(tree).__name__.upper()
+        if isinstance(tree, exp.Insert):
+            source = tree.expression
+            if source is not None and any(True for _ in source.find_all(exp.Table)):
+                raise StatementError(
+                    sqlstate.FEATURE_NOT_SUPPORTED,
+                    f"INSERT ... SELECT into {table.name}, which has {len(ranges)} ranges,"
+                    " can write several ranges; multi-range writes arrive with transactions",
+                )
+            rows = [row_from_proto(r) for r in request.batch] if request.batch else None
+            keys = insert_keys(
+                shape,
+                table.create_sql,
+                sql,
+                rows,
+                params_from_proto(request.params, request.named_params),
+                _insert_names_key(tree, shape),
+            )
+            if isinstance(keys, str):
+                return ranges[-1]  # it fails in SQLite too: let the range report it
+            targets = {
+                (range_for_key(ranges, k) or ranges[-1]).range_id
+                if k is not None
+                else ranges[-1].range_id
+                for k in keys
+            }
+            chosen = [r for r in ranges if r.range_id in targets]
+            if len(chosen) <= 1:
+                return chosen[0] if chosen else ranges[-1]
+            raise StatementError(
+                sqlstate.FEATURE_NOT_SUPPORTED,
+                f"this INSERT writes rows into {len(chosen)} ranges of {table.name}; writes"
+                " across ranges arrive with transactions (insert each range's rows separately)",
+            )
+        params = _params(request, tree)
+        intervals = key_intervals(tree.args.get("where"), shape, params)
+        chosen = [r for r in ranges if overlaps(r.start_key, r.end_key, intervals)]
+        if len(chosen) <= 1 and not request.batch:
+            return chosen[0] if chosen else ranges[0]
+        raise StatementError(
+            sqlstate.FEATURE_NOT_SUPPORTED,
+            f"this {what} can touch {len(chosen)} ranges of {table.name} (its WHERE does not"
+            " pin the primary key to one range); writes across ranges arrive with"
+            " transactions",
+        )
 
     def _write_rows_one_by_one(
         self, tree: exp.Expr, request: pb.ExecuteRequest
@@ -519,39 +765,83 @@ class Gateway:
         if not names:
             return self._local_query(request, {})
         tables = [self._table(n) for n in names]
+        for attempt in range(_REPLANS):
+            try:
+                return self._select_once(tree, request, tables, refresh=attempt > 0)
+            except _RangeMoved:
+                continue
+        raise StatementError(sqlstate.SERIALIZATION_FAILURE, "the ranges kept moving")
+
+    def _select_once(
+        self,
+        tree: exp.Expr,
+        request: pb.ExecuteRequest,
+        tables: list[pb.TableDescriptor],
+        *,
+        refresh: bool,
+    ) -> pb.ExecuteResponse:
+        simple = _simple_select(tree)
+        parts: list[tuple[pb.TableDescriptor, pb.RangeDescriptor, str, bool]] = []
         if len(tables) == 1:
-            desc = self._range_of(tables[0].name)
-            return _from_result(self._read(desc, request.sql, request))
-        # Several tables (each its own range today): gather, then finish at the gateway.
-        gathered: dict[str, tuple[pb.TableDescriptor, pb.CommandResult]] = {}
-        for t in tables:
-            desc = self._range_of(t.name)
-            # Keep rowids (a rowid table re-inserted without them would be renumbered).
-            res = self._read(desc, f'SELECT rowid AS "__atlas_rowid", * FROM "{t.name}"', None)
+            table = tables[0]
+            ranges = self._ranges(table.name, refresh=refresh)
+            chosen = ranges
+            if simple is not None and len(ranges) > 1:
+                shape = table_shape(table.name, table.create_sql)
+                params = _params(request, tree)
+                intervals = key_intervals(simple.args.get("where"), shape, params)
+                chosen = [r for r in ranges if overlaps(r.start_key, r.end_key, intervals)]
+                chosen = chosen or ranges[:1]
+            if len(chosen) == 1 and (simple is not None or len(ranges) == 1):
+                # Every row the query can see lives in this range: it runs there whole.
+                return _from_result(self._read(chosen[0], request.sql, request))
+            pushed, named_only = _pushdown(simple, table, tree)
+            parts = [(table, r, pushed, named_only) for r in chosen]
+        else:
+            for t in tables:
+                shape = table_shape(t.name, t.create_sql)
+                scan = _scan_sql(t.name, shape, None, None)
+                parts.extend((t, r, scan, True) for r in self._ranges(t.name, refresh=refresh))
+        results = self._fan_out(parts, request)
+        gathered: dict[str, tuple[pb.TableDescriptor, list[pb.CommandResult]]] = {}
+        for (t, _r, _sql, _named), res in zip(parts, results, strict=True):
             if res.HasField("error") and res.error.code:
-                res = self._read(desc, f'SELECT * FROM "{t.name}"', None)  # WITHOUT ROWID
-                if res.HasField("error") and res.error.code:
-                    return _from_result(res)
-            gathered[t.name] = (t, res)
+                return _from_result(res)
+            gathered.setdefault(t.name, (t, []))[1].append(res)
         return self._local_query(request, gathered)
+
+    def _fan_out(
+        self,
+        parts: list[tuple[pb.TableDescriptor, pb.RangeDescriptor, str, bool]],
+        request: pb.ExecuteRequest,
+    ) -> list[pb.CommandResult]:
+        """Run each (range, sql) read in parallel; results in the same order."""
+        if len(parts) == 1:
+            _t, desc, sql, named = parts[0]
+            return [self._read(desc, sql, request, named_only=named)]
+        jobs = [
+            _FANOUT.submit(self._read, desc, sql, request, named) for _t, desc, sql, named in parts
+        ]
+        return [j.result() for j in jobs]
 
     def _local_query(
         self,
         request: pb.ExecuteRequest,
-        tables: dict[str, tuple[pb.TableDescriptor, pb.CommandResult]],
+        tables: dict[str, tuple[pb.TableDescriptor, list[pb.CommandResult]]],
     ) -> pb.ExecuteResponse:
-        from storage import Engine, params_from_proto, row_from_proto
-
         engine = Engine(":memory:")
         try:
-            for table, res in tables.values():
+            for table, results in tables.values():
                 engine.execute(table.create_sql)
-                if res.rows:
+                for res in results:
+                    if not res.rows:
+                        continue
                     columns = ['"rowid"' if c == "__atlas_rowid" else f'"{c}"' for c in res.columns]
                     marks = ",".join("?" * len(columns))
                     insert = f'INSERT INTO "{table.name}" ({", ".join(columns)}) VALUES ({marks})'
-                    for row in res.rows:
-                        engine.execute(insert, row_from_proto(row))
+                    loaded = engine.execute_many(insert, [row_from_proto(r) for r in res.rows])
+                    if loaded.error is not None:
+                        return _error(loaded.error.code, loaded.error.message)
             out = engine.query(request.sql, params_from_proto(request.params, request.named_params))
         finally:
             engine.close()
@@ -563,6 +853,120 @@ class Gateway:
             rows_affected=-1,
             returns_rows=out.returns_rows,
         )
+
+
+def _params(request: pb.ExecuteRequest, tree: exp.Expr) -> Params:
+    params = Params(
+        [from_proto(v) for v in request.params],
+        {k: from_proto(v) for k, v in request.named_params.items()},
+    )
+    params.number(tree)
+    return params
+
+
+def _ident(name: str) -> str:
+    return name[1:-1] if name.startswith('"') and name.endswith('"') else name
+
+
+def _simple_select(tree: exp.Expr) -> exp.Select | None:
+    """``tree`` if it is one SELECT over one table with no subquery, CTE or compound."""
+    if not isinstance(tree, exp.Select) or tree.args.get("with") is not None:
+        return None
+    if sum(1 for _ in tree.find_all(exp.Select)) != 1:
+        return None
+    if tree.args.get("joins"):
+        return None
+    return tree
+
+
+def _scan_sql(name: str, shape: TableShape, qualifier: str | None, where: str | None) -> str:
+    """Read every column (and the rowid of rowid tables, so the gateway copy keeps it)."""
+    q = qualifier or f'"{name}"'
+    src = f'"{name}" AS {qualifier}' if qualifier else f'"{name}"'
+    cols = f"{q}.*" if shape.without_rowid else f'{q}.rowid AS "__atlas_rowid", {q}.*'
+    return f"SELECT {cols} FROM {src}" + (f" WHERE {where}" if where else "")
+
+
+def _pushdown(
+    simple: exp.Select | None, table: pb.TableDescriptor, tree: exp.Expr
+) -> tuple[str, bool]:
+    """The per-range scan for ``table``: its WHERE pushed down when that is safe.
+
+    Returns (sql, named_only): the scan binds only named parameters (a positional ``?`` in a
+    pushed WHERE would be renumbered, so such a WHERE stays at the gateway).
+    """
+    shape = table_shape(table.name, table.create_sql)
+    if simple is None:
+        return _scan_sql(table.name, shape, None, None), True
+    source = simple.args.get("from")
+    table_expr = source.this if source is not None else None
+    alias = table_expr.alias if isinstance(table_expr, exp.Table) and table_expr.alias else None
+    where = simple.args.get("where")
+    if where is None or any(
+        isinstance(p, exp.Placeholder) and (not p.name or p.name.isdigit())
+        for p in where.find_all(exp.Placeholder)
+    ):
+        return _scan_sql(table.name, shape, alias, None), True
+    return _scan_sql(table.name, shape, alias, to_sql(where.this)), True
+
+
+def _insert_names_key(tree: exp.Insert, shape: TableShape) -> bool:
+    """Whether an INSERT gives its rows' keys (else SQLite assigns rowids)."""
+    if shape.key_columns != ("rowid",):
+        return True
+    target = tree.this
+    if isinstance(target, exp.Schema):
+        named = {c.name.lower() for c in target.expressions}
+        if not named & shape.key_names():
+            return False
+    elif not shape.rowid_alias:
+        return False  # all columns, and the rowid is not one of them
+    values = tree.expression
+    if not isinstance(values, exp.Values):
+        return False
+    if isinstance(target, exp.Schema):
+        names = [c.name.lower() for c in target.expressions]
+    else:
+        names = [c.lower() for c in shape.columns]
+    idx = next((i for i, n in enumerate(names) if n in shape.key_names()), None)
+    if idx is None:
+        return False
+    for row in values.expressions:
+        items = row.expressions if isinstance(row, exp.Tuple) else [row]
+        if idx >= len(items) or isinstance(items[idx], exp.Null):
+            return False
+    return True
+
+
+def _evaluate_values(values_sql: str) -> list[tuple[SqlValue, ...]]:
+    """Rows of a literal ``VALUES (...)`` list, evaluated by SQLite."""
+    engine = Engine(":memory:")
+    try:
+        res = engine.query(values_sql)
+    finally:
+        engine.close()
+    if res.error is not None:
+        raise StatementError(res.error.code, f"bad split point: {res.error.message}")
+    return [tuple(r) for r in res.rows]
+
+
+def _check_key_values(shape: TableShape, row: tuple[SqlValue, ...]) -> None:
+    for name, value in zip(shape.key_columns, row, strict=False):
+        aff = "INTEGER" if name == "rowid" else shape.affinity.get(name.lower(), "BLOB")
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if aff in ("INTEGER", "REAL", "NUMERIC") and not numeric:
+            raise StatementError(
+                sqlstate.DATATYPE_MISMATCH, f"split value {value!r} for {name} must be a number"
+            )
+        if name == "rowid" and not isinstance(value, int):
+            raise StatementError(
+                sqlstate.DATATYPE_MISMATCH,
+                f"split value {value!r} for the rowid must be an integer",
+            )
+        if aff == "TEXT" and not isinstance(value, str):
+            raise StatementError(
+                sqlstate.DATATYPE_MISMATCH, f"split value {value!r} for {name} must be text"
+            )
 
 
 def _drop_target(tree: exp.Drop) -> str:

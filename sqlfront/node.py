@@ -36,7 +36,13 @@ from raftgroups import (
     Store,
     read_catalog,
 )
-from router import CatalogCache, ChannelPool, RangeSender, RangeUnavailableError
+from router import (
+    CatalogCache,
+    ChannelPool,
+    RangeSender,
+    RangeUnavailableError,
+    range_for_key,
+)
 from storage import EngineFailure, sqlstate
 
 from .config import NodeConfig
@@ -132,6 +138,7 @@ class Node:
         self._registered = False
         self._catalog_lock = threading.Lock()
         self._reconcile_lock = threading.Lock()
+        self._state_lock = threading.Lock()  # node.json: reconcile and split children
         self.started_at = time.time()
         metadata = ((SECRET_METADATA_KEY, config.cluster_secret),) if config.cluster_secret else ()
         self.store = Store(
@@ -148,6 +155,7 @@ class Node:
         )
         self.catalog = CatalogCache()
         self.store.transport.faults.geo_delay = self._geo_delay
+        self.store.on_split_child = self._split_child
         self.sender = RangeSender(
             node_id=self.node_id,
             local=self,
@@ -547,6 +555,99 @@ class Node:
         )
         yield final
 
+    # -- splits ----------------------------------------------------------------------------------
+
+    def _split_child(self, range_id: int, voters: list[int], non_voters: list[int]) -> None:
+        """A split created a replica here (tick thread): remember it across restarts."""
+        with self._state_lock:
+            self.state.replicas[range_id] = list(voters)
+            self.state.save()
+
+    def split_range(self, table: str, split_key: bytes) -> tuple[int, int]:
+        """Split the range of ``table`` holding ``split_key`` there; (left id, right id).
+
+        The split is one entry in the range's log: every replica keeps the left half and
+        creates the right one from its own state at that position, so writes before the entry
+        land in the right half and writes after it are refused by the left (span check) and
+        re-planned by their gateway. The catalog learns of the new descriptors afterwards (and
+        the ranges' leaders repair it if this gateway dies in between). A key that already
+        starts a range is a no-op.
+        """
+        for _attempt in range(5):
+            self.refresh_catalog()
+            desc = range_for_key(self.catalog.ranges_of(table), split_key)
+            if desc is None:
+                raise RangeUnavailableError(sqlstate.RANGE_NOT_FOUND, f"table {table} has no range")
+            if desc.start_key == split_key:
+                return desc.range_id, desc.range_id
+            res = self.run_meta(pb.MetaOp(allocate_range_ids=pb.AllocateRangeIds(count=1)))
+            new_id = int(res.rows[0].values[0].integer)
+            split = pb.SplitRange(
+                split_key=split_key,
+                new_range_id=new_id,
+                span=pb.Span(start_key=desc.start_key, end_key=desc.end_key),
+                table=desc.table,
+            )
+            cmd = pb.Command(split=split)
+            cmd.session_id, cmd.seq = f"split-{uuid.uuid4().hex}", 1
+            out = self.sender.send(desc, cmd)
+            if out.HasField("error") and out.error.code == sqlstate.RANGE_MOVED:
+                continue  # split or changed meanwhile: look again
+            if out.HasField("error") and out.error.code:
+                raise RangeUnavailableError(out.error.code, out.error.message)
+            generation = int(out.rows[0].values[1].integer)
+            left = pb.RangeDescriptor()
+            left.CopyFrom(desc)
+            left.end_key, left.generation = split_key, generation
+            right = pb.RangeDescriptor()
+            right.CopyFrom(left)
+            right.range_id, right.start_key, right.end_key = new_id, split_key, desc.end_key
+            self.run_meta(pb.MetaOp(upsert_ranges=pb.UpsertRanges(ranges=[left, right])))
+            self.refresh_catalog()
+            return desc.range_id, new_id
+        raise RangeUnavailableError(
+            sqlstate.SERIALIZATION_FAILURE, f"range of {table} kept changing: split not done"
+        )
+
+    def range_leaders(self) -> dict[int, int]:
+        """range id -> the node that leads it, as the nodes report (unreachable: absent)."""
+        leaders: dict[int, int] = {}
+        for st in self.cluster_status().nodes:
+            for r in st.replicas:
+                if r.is_leader:
+                    leaders[r.range_id] = st.node.node_id
+        return leaders
+
+    def _repair_descriptors(self, cat: pb.Catalog) -> None:
+        """Ranges led here whose span the catalog does not show (a split whose gateway died
+        before recording it): record what the range itself holds."""
+        known = {r.range_id: r for r in cat.ranges}
+        fixes = []
+        for group in self.store.leaders():
+            range_id = group.range_id
+            span = group.engine.span()
+            if span is None:
+                continue
+            cur = known.get(range_id)
+            if cur is not None and (cur.start_key, cur.end_key) == (span[1], span[2]):
+                continue
+            config = group.engine.replica_config()
+            voters, non_voters, generation = config if config else (group.voters, [], 1)
+            fixes.append(
+                pb.RangeDescriptor(
+                    range_id=range_id,
+                    table=span[0],
+                    start_key=span[1],
+                    end_key=span[2],
+                    replicas=voters,
+                    non_voters=non_voters,
+                    generation=generation,
+                )
+            )
+        if fixes:
+            log.info("n%d: recording %d range descriptor(s) after splits", self.node_id, len(fixes))
+            self.run_meta(pb.MetaOp(upsert_ranges=pb.UpsertRanges(ranges=fixes)))
+
     def run_meta(self, op: pb.MetaOp, *, budget: float = 10.0) -> pb.CommandResult:
         """Apply one catalog change on the meta range (retried at most once per change)."""
         desc = self.meta_descriptor()
@@ -686,11 +787,14 @@ class Node:
             if self.node_id in r.replicas or self.node_id in r.non_voters:
                 wanted[r.range_id] = r
         changed = False
+        tables = {t.name.lower() for t in cat.tables}
+        listed = {r.range_id for r in cat.ranges}
         for range_id, desc in wanted.items():
             peers = list(desc.replicas)
-            if self.state.replicas.get(range_id) != peers:
-                self.state.replicas[range_id] = peers
-                changed = True
+            with self._state_lock:
+                if self.state.replicas.get(range_id) != peers:
+                    self.state.replicas[range_id] = peers
+                    changed = True
             self.store.ensure_replica(
                 range_id,
                 peers,
@@ -699,16 +803,26 @@ class Node:
                 non_voters=list(desc.non_voters),
             )
         for range_id in list(self.state.replicas):
-            if (
-                range_id != META_RANGE_ID
-                and range_id not in wanted
-                and range_id <= cat.max_range_id
-            ):
+            if range_id == META_RANGE_ID or range_id in wanted or range_id > cat.max_range_id:
+                continue
+            if range_id not in listed and self._split_child_table(range_id) in tables:
+                continue  # born from a split the catalog has not recorded yet
+            with self._state_lock:
                 self.state.replicas.pop(range_id, None)
-                self.store.remove_replica(range_id)
-                changed = True
+            self.store.remove_replica(range_id)
+            changed = True
         if changed:
-            self.state.save()
+            with self._state_lock:
+                self.state.save()
+        try:
+            self._repair_descriptors(cat)
+        except RangeUnavailableError as exc:
+            log.warning("n%d: descriptor repair failed: %s", self.node_id, exc.message)
+
+    def _split_child_table(self, range_id: int) -> str:
+        """The table a local replica with a span holds ('' if none or unknown)."""
+        span = self.store.replica_span(range_id)
+        return span[0].lower() if span is not None else ""
 
     def _open_meta(self, campaign: bool) -> None:
         if self.node_id in self.state.meta_replicas:

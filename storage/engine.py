@@ -25,6 +25,14 @@ import apsw
 
 from . import sqlstate
 from .errors import EngineFailure
+from .spans import (
+    beyond_sql,
+    bound_values,
+    inside_condition,
+    key_columns_from_info,
+    outside_sql,
+    quote,
+)
 
 T = TypeVar("T")
 
@@ -224,11 +232,24 @@ class Engine:
 
     # -- statements ----------------------------------------------------------------------------
 
-    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> StatementResult:
-        """Run one statement inside a savepoint; a SQL error rolls back just this statement."""
+    def execute(
+        self,
+        sql: str,
+        params: Sequence[Any] | Mapping[str, Any] = (),
+        verify: Callable[[], SqlFailure | None] | None = None,
+    ) -> StatementResult:
+        """Run one statement inside a savepoint; a SQL error rolls back just this statement.
+
+        ``verify`` runs after a successful statement; a failure it returns rolls the
+        statement back and becomes the result.
+        """
         with self._lock:
             self._conn.execute("SAVEPOINT atlas_stmt")
             result = self._run(sql, params)
+            if result.error is None and verify is not None:
+                failure = verify()
+                if failure is not None:
+                    result = StatementResult(error=failure)
             if result.error is not None:
                 self._conn.execute("ROLLBACK TO atlas_stmt")
             self._conn.execute("RELEASE atlas_stmt")
@@ -245,7 +266,12 @@ class Engine:
                 return False  # WITHOUT ROWID table, or no such table (the INSERT reports it)
         return row is not None and row[0] == _INT64_MAX
 
-    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> StatementResult:
+    def execute_many(
+        self,
+        sql: str,
+        rows: Sequence[Sequence[Any]],
+        verify: Callable[[], SqlFailure | None] | None = None,
+    ) -> StatementResult:
         """Run one statement per parameter row in a savepoint: all rows apply, or none."""
         with self._lock:
             conn = self._conn
@@ -272,6 +298,11 @@ class Engine:
                     )
                 total += max(res.rows_affected, 0)
                 last_rowid = res.last_insert_rowid or last_rowid
+            failure = verify() if verify is not None else None
+            if failure is not None:
+                conn.execute("ROLLBACK TO atlas_batch")
+                conn.execute("RELEASE atlas_batch")
+                return StatementResult(error=failure)
             conn.execute("RELEASE atlas_batch")
             return StatementResult(rows_affected=total, last_insert_rowid=last_rowid)
 
@@ -427,6 +458,165 @@ class Engine:
             f"INSERT OR REPLACE INTO {_INTERNAL_PREFIX}config VALUES (1, ?, ?, ?)",
             (",".join(map(str, voters)), ",".join(map(str, non_voters)), generation),
         )
+
+    # -- spans (which rows of its table this replica holds) ----------------------------------
+
+    def key_columns(self, table: str) -> list[str]:
+        """The table's key columns (``['rowid']`` for rowid keys); see ``storage.spans``."""
+        with self._lock:
+            info = self._conn.execute(f"PRAGMA table_info({quote(table)})").fetchall()
+            if not info:
+                raise ValueError(f"no such table: {table}")
+            try:
+                self._conn.execute(f"SELECT rowid FROM {quote(table)} LIMIT 0").fetchall()
+                without_rowid = False
+            except apsw.SQLError:
+                without_rowid = True
+        return key_columns_from_info(info, without_rowid)
+
+    def span(self) -> tuple[str, bytes, bytes] | None:
+        """(table, start_key, end_key) this replica holds, or None: the whole table."""
+        with self._lock:
+            try:
+                row = self._conn.execute(
+                    f"SELECT table_name, start_key, end_key FROM {_INTERNAL_PREFIX}span"
+                ).fetchone()
+            except apsw.SQLError:
+                return None
+        return (str(row[0]), bytes(row[1]), bytes(row[2])) if row else None
+
+    @staticmethod
+    def read_span(path: str) -> tuple[str, bytes, bytes] | None:
+        """``span()`` of a replica file that is not open (read-only; None if it has none)."""
+        try:
+            conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+        except apsw.Error:
+            return None
+        try:
+            row = conn.execute(
+                f"SELECT table_name, start_key, end_key FROM {_INTERNAL_PREFIX}span"
+            ).fetchone()
+        except apsw.Error:
+            return None
+        finally:
+            conn.close()
+        return (str(row[0]), bytes(row[1]), bytes(row[2])) if row else None
+
+    def set_span(self, table: str, start_key: bytes, end_key: bytes) -> None:
+        """Inside ``apply`` only."""
+        self._conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {_INTERNAL_PREFIX}span(id INTEGER PRIMARY KEY"
+            " CHECK (id = 1), table_name TEXT NOT NULL, start_key BLOB NOT NULL,"
+            " end_key BLOB NOT NULL)"
+        )
+        self._conn.execute(
+            f"INSERT OR REPLACE INTO {_INTERNAL_PREFIX}span VALUES (1, ?, ?, ?)",
+            (table, start_key, end_key),
+        )
+
+    def rows_outside_span(self) -> bool:
+        """Whether the span's table holds a row outside the span (two indexed probes)."""
+        span = self.span()
+        if span is None:
+            return False
+        table, start, end = span
+        with self._lock:
+            try:
+                keys = self.key_columns(table)
+            except ValueError:
+                return False
+            lo, hi = bound_values(start), bound_values(end)
+            if lo and self._conn.execute(outside_sql(table, keys, len(lo)), lo).fetchone():
+                return True
+            return bool(hi and self._conn.execute(beyond_sql(table, keys, len(hi)), hi).fetchone())
+
+    def delete_from_key(self, table: str, key: bytes) -> int:
+        """Delete the rows whose key is at or above ``key`` (a split's left side; in apply)."""
+        values = bound_values(key)
+        keys = self.key_columns(table)
+        where = inside_condition(keys, len(values), 0)
+        self._conn.execute(f"DELETE FROM {quote(table)} WHERE {where}", values)
+        return int(self._conn.changes())
+
+    @staticmethod
+    def create_split_child(
+        source_path: str,
+        dest_path: str,
+        *,
+        table: str,
+        start_key: bytes,
+        end_key: bytes,
+        base_index: int,
+        voters: list[int],
+        non_voters: list[int],
+        generation: int,
+    ) -> int:
+        """Write the replica file of a split's right-hand range: the rows of ``table`` in
+        ``[start_key, end_key)`` read from the committed state of ``source_path``, its schema,
+        its exactly-once session records, and the new range's span, membership and applied
+        index ``base_index``. Built beside ``dest_path``, synced, then renamed into place, so
+        ``dest_path`` either does not exist or is complete. Returns the rows copied."""
+        tmp = dest_path + ".split"
+        Engine.remove_files(tmp)
+        child = Engine(tmp)
+        conn = child._conn
+        try:
+            conn.execute("ATTACH DATABASE ? AS src", (source_path,))
+            schema = conn.execute(
+                "SELECT type, name, sql FROM src.sqlite_schema WHERE sql IS NOT NULL"
+                " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+                f" AND name NOT LIKE '{_INTERNAL_PREFIX}%'"
+                " ORDER BY type = 'table' DESC, rowid"
+            ).fetchall()
+            conn.execute("BEGIN")
+            for _kind, _name, sql in schema:
+                conn.execute(str(sql))
+            keys = child.key_columns(table)
+            xinfo = conn.execute(f"PRAGMA table_xinfo({quote(table)})").fetchall()
+            # not generated or hidden columns
+            cols = [quote(str(r[1])) for r in xinfo if r[6] == 0]
+            if keys == ["rowid"] and not any(r[5] for r in xinfo):
+                cols = ['"rowid"'] + cols  # keep the rowids of a table without a key column
+            lo, hi = bound_values(start_key), bound_values(end_key)
+            where = inside_condition(keys, len(lo), len(hi))
+            col_list = ", ".join(cols)
+            conn.execute(
+                f"INSERT INTO main.{quote(table)} ({col_list}) SELECT {col_list} FROM"
+                f" src.{quote(table)} WHERE {where}",
+                (*lo, *hi),
+            )
+            copied = int(conn.changes())
+            conn.execute(
+                f"INSERT INTO main.{_INTERNAL_PREFIX}sessions"
+                f" SELECT * FROM src.{_INTERNAL_PREFIX}sessions"
+            )
+            child.set_span(table, start_key, end_key)
+            child.set_replica_config(voters, non_voters, generation)
+            conn.execute(
+                f"UPDATE {_INTERNAL_PREFIX}applied SET applied_index = ?, applied_term = 0",
+                (base_index,),
+            )
+            conn.execute("COMMIT")
+            conn.execute("DETACH DATABASE src")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except BaseException:
+            child.close()
+            Engine.remove_files(tmp)
+            raise
+        child.close()
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        Engine.remove_files(dest_path)
+        os.replace(tmp, dest_path)
+        dir_fd = os.open(os.path.dirname(os.path.abspath(dest_path)), os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return copied
 
     # -- snapshots -----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""router.keys: the byte order of encoded keys is SQLite's ORDER BY order (issue 4, item 2).
+"""storage.keys: the byte order of encoded keys is SQLite's ORDER BY order (issue 4, item 2).
 
 The oracle is the SQLite every replica runs (apsw): values are stored in a column without
 affinity, sorted with ORDER BY, and compared with the order of their encodings.
@@ -17,8 +17,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-import router.keys
-from router.keys import (
+import storage.keys
+from storage import SqlValue
+from storage.keys import (
     decode_key,
     encode_key,
     encode_prefix,
@@ -26,7 +27,6 @@ from router.keys import (
     next_key,
     prefix_end,
 )
-from storage import SqlValue
 
 FAST = settings(deadline=None, max_examples=300)
 
@@ -134,7 +134,7 @@ def _normalise(v: SqlValue) -> SqlValue:
 
 
 def test_docstring_examples_run() -> None:
-    assert doctest.testmod(router.keys).failed == 0
+    assert doctest.testmod(storage.keys).failed == 0
 
 
 @FAST

@@ -55,7 +55,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from storage import SqlValue
+from .values import SqlValue
 
 __all__ = [
     "decode_key",
