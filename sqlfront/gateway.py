@@ -42,7 +42,15 @@ from storage import (
 from storage.keys import decode_key, encode_prefix
 
 from .dialect import SqlError, parse
-from .planner import Params, TableShape, insert_keys, key_intervals, overlaps, table_shape
+from .planner import (
+    Params,
+    TableShape,
+    insert_keys,
+    is_positional,
+    key_intervals,
+    overlaps,
+    table_shape,
+)
 from .rewrite import fill_defaults, nondeterministic_defaults, rewrite_nondeterministic, to_sql
 
 _RESERVED_PREFIXES = ("_atlas", "sqlite_")
@@ -350,7 +358,14 @@ class Gateway:
     def _split(self, name: str, values_sql: str) -> pb.ExecuteResponse:
         """ALTER TABLE t SPLIT AT VALUES (k...)[, (k...)]: one split per row."""
         table = self._table(name)
-        shape = table_shape(table.name, table.create_sql)
+        shape = table_shape(table.name, table.create_sql, tuple(table.index_sql))
+        if shape.unique_beyond_key:
+            raise StatementError(
+                sqlstate.FEATURE_NOT_SUPPORTED,
+                f"table {table.name} has a UNIQUE constraint or index besides its key; it is"
+                " enforced per range, so the table cannot be split until cross-range"
+                " uniqueness (with transactions) lands",
+            )
         if not shape.binary_key:
             raise StatementError(
                 sqlstate.FEATURE_NOT_SUPPORTED,
@@ -616,6 +631,12 @@ class Gateway:
             raise StatementError(sqlstate.SYNTAX_ERROR, "CREATE INDEX needs ON table(columns)")
         table = self._table(table_expr.name)
         sql = request.sql.strip().rstrip(";").strip()
+        if tree.args.get("unique") and len(self._ranges(table.name, refresh=True)) > 1:
+            raise StatementError(
+                sqlstate.FEATURE_NOT_SUPPORTED,
+                f"a UNIQUE index on {table.name}, which has several ranges, would be enforced"
+                " per range only; cross-range uniqueness arrives with transactions",
+            )
         failed = self._on_every_range(table, request, sql, f'DROP INDEX IF EXISTS "{index.name}"')
         if failed is not None:
             return failed
@@ -711,13 +732,18 @@ class Gateway:
                     " can write several ranges; multi-range writes arrive with transactions",
                 )
             rows = [row_from_proto(r) for r in request.batch] if request.batch else None
+            resolvers = [_params(request, tree)]
+            if rows is not None:
+                resolvers = [Params(list(r), {}) for r in rows]
+                for r in resolvers:
+                    r.number(tree)
             keys = insert_keys(
                 shape,
                 table.create_sql,
                 sql,
                 rows,
                 params_from_proto(request.params, request.named_params),
-                _insert_names_key(tree, shape),
+                _insert_names_key(tree, shape, resolvers),
             )
             if isinstance(keys, str):
                 return ranges[-1]  # it fails in SQLite too: let the range report it
@@ -898,36 +924,30 @@ def _pushdown(
     shape = table_shape(table.name, table.create_sql)
     if simple is None:
         return _scan_sql(table.name, shape, None, None), True
-    source = simple.args.get("from")
+    source = simple.args.get("from_")
     table_expr = source.this if source is not None else None
     alias = table_expr.alias if isinstance(table_expr, exp.Table) and table_expr.alias else None
     where = simple.args.get("where")
-    if where is None or any(
-        isinstance(p, exp.Placeholder) and (not p.name or p.name.isdigit())
-        for p in where.find_all(exp.Placeholder)
-    ):
+    if where is None or any(is_positional(p) for p in where.find_all(exp.Placeholder)):
         return _scan_sql(table.name, shape, alias, None), True
     return _scan_sql(table.name, shape, alias, to_sql(where.this)), True
 
 
-def _insert_names_key(tree: exp.Insert, shape: TableShape) -> bool:
-    """Whether an INSERT gives its rows' keys (else SQLite assigns rowids)."""
+def _insert_names_key(tree: exp.Insert, shape: TableShape, params: list[Params]) -> bool:
+    """Whether an INSERT gives every row's key (else SQLite assigns rowids). ``params``: one
+    resolver per executemany row (or one)."""
     if shape.key_columns != ("rowid",):
         return True
     target = tree.this
-    if isinstance(target, exp.Schema):
-        named = {c.name.lower() for c in target.expressions}
-        if not named & shape.key_names():
-            return False
-    elif not shape.rowid_alias:
-        return False  # all columns, and the rowid is not one of them
     values = tree.expression
     if not isinstance(values, exp.Values):
         return False
     if isinstance(target, exp.Schema):
         names = [c.name.lower() for c in target.expressions]
-    else:
+    elif shape.rowid_alias:
         names = [c.lower() for c in shape.columns]
+    else:
+        return False  # all columns, and the rowid is not one of them
     idx = next((i for i, n in enumerate(names) if n in shape.key_names()), None)
     if idx is None:
         return False
@@ -935,6 +955,14 @@ def _insert_names_key(tree: exp.Insert, shape: TableShape) -> bool:
         items = row.expressions if isinstance(row, exp.Tuple) else [row]
         if idx >= len(items) or isinstance(items[idx], exp.Null):
             return False
+        item = items[idx]
+        if isinstance(item, exp.Placeholder):
+            for p in params:
+                try:
+                    if p.value(item) is None:
+                        return False
+                except LookupError:
+                    return False
     return True
 
 

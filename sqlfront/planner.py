@@ -45,6 +45,7 @@ class TableShape:
     affinity: Mapping[str, str]  # lower-case column name -> INTEGER/REAL/NUMERIC/TEXT/BLOB
     binary_key: bool  # every key column compares with BINARY collation
     without_rowid: bool
+    unique_beyond_key: bool  # a UNIQUE constraint or index other than the key
 
     def key_names(self) -> set[str]:
         """Names that denote the first key column in SQL."""
@@ -80,15 +81,19 @@ def affinity_of(declared: str) -> str:
 
 
 @functools.lru_cache(maxsize=512)
-def table_shape(name: str, create_sql: str) -> TableShape:
+def table_shape(name: str, create_sql: str, index_sql: tuple[str, ...] = ()) -> TableShape:
     engine = Engine(":memory:")
     try:
         res = engine.execute(create_sql)
         if res.error is not None:
             raise ValueError(f"cannot plan for {name}: {res.error.message}")
+        for sql in index_sql:
+            engine.execute(sql)
         keys = engine.key_columns(name)
         info = engine.query(f"PRAGMA table_info({quote(name)})").rows
         without_rowid = engine.query(f"SELECT rowid FROM {quote(name)} LIMIT 0").error is not None
+        # (seq, name, unique, origin, partial); origin 'pk' is the key itself
+        indexes = engine.query(f"PRAGMA index_list({quote(name)})").rows
     finally:
         engine.close()
     columns = tuple(str(r[1]) for r in info)
@@ -103,6 +108,7 @@ def table_shape(name: str, create_sql: str) -> TableShape:
         affinity=affinity,
         binary_key=not _collated_columns(create_sql) & {k.lower() for k in keys},
         without_rowid=without_rowid,
+        unique_beyond_key=any(int(r[2]) and str(r[3]) != "pk" for r in indexes),
     )
 
 
@@ -121,8 +127,13 @@ def _collated_columns(create_sql: str) -> set[str]:
 # -- WHERE analysis -----------------------------------------------------------------------------
 
 
-class _Unbound(Exception):
+class _Unbound(LookupError):
     """A value the planner cannot know (expression, unbound parameter ...)."""
+
+
+def is_positional(node: exp.Expr) -> bool:
+    """A bare ``?`` (sqlglot names it '?', with no ``this``)."""
+    return isinstance(node, exp.Placeholder) and not node.args.get("this")
 
 
 class Params:
@@ -137,13 +148,13 @@ class Params:
     def number(self, tree: exp.Expr) -> None:
         """Give each bare ``?`` its position (textual order, as SQLite does)."""
         for node in tree.walk(bfs=False):
-            if isinstance(node, exp.Placeholder) and not node.name:
+            if is_positional(node):
                 self._order[id(node)] = self._next
                 self._next += 1
 
     def value(self, node: exp.Placeholder) -> SqlValue:
-        name = node.name
-        if not name:
+        name = str(node.args.get("this") or "")
+        if is_positional(node):
             pos = self._order.get(id(node))
             if pos is None or pos >= len(self._positional):
                 raise _Unbound
@@ -331,6 +342,7 @@ __all__ = [
     "EVERYTHING",
     "Interval",
     "Params",
+    "is_positional",
     "TableShape",
     "affinity_of",
     "insert_keys",
