@@ -204,7 +204,10 @@ def apply(engine: Engine, command: pb.Command, index: int, term: int = 0) -> pb.
         else:  # pragma: no cover - decode_command rejects commands without an op
             raise ValueError(f"unknown command {op!r}")
         out = result_to_proto(res, index)
-        if command.session_id:
+        refused = res.error is not None and res.error.code == sqlstate.RANGE_MOVED
+        if command.session_id and not refused:
+            # A refusal ran nothing: the retry (to the right range, which may be a copy of
+            # this one made by a later split) must not find it recorded.
             eng.record_session(command.session_id, command.seq, out.SerializeToString())
         return out
 

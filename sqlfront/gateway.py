@@ -21,8 +21,9 @@ import functools
 import random
 import re
 import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from typing import Protocol
 
@@ -74,7 +75,26 @@ _SHOW_RANGES_RE = re.compile(
     r"\s*;?\s*$",
     re.I,
 )
-_REPLANS = 8  # re-plans after "range moved" (a split raced with the statement)
+_REPLAN_BUDGET = 10.0  # seconds of re-planning after "range moved" (a split raced with us)
+
+
+def _replans(budget: float = _REPLAN_BUDGET) -> Iterator[int]:
+    """Attempt numbers 0, 1, ... with a growing pause between them, for ``budget`` seconds.
+
+    A split's new descriptors reach the catalog a moment after the split applies; until then
+    the old range refuses and the catalog still shows it, so re-planning must wait a little.
+    """
+    deadline = time.monotonic() + budget
+    attempt, pause = 0, 0.002
+    while True:
+        yield attempt
+        attempt += 1
+        if time.monotonic() + pause > deadline:
+            return
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+
 _FANOUT = futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="fanout")
 _CHECK_RE = re.compile(
     r"^\s*CHECK\s+CONSISTENCY(?:\s+FROM\s+TABLE\s+(?P<table>[A-Za-z_][A-Za-z0-9_]*))?\s*;?\s*$",
@@ -496,7 +516,7 @@ class Gateway:
     ) -> pb.ExecuteResponse | None:
         """Run a schema statement on each range of ``table``; on a failure, ``undo`` runs on
         the ranges that took it and the error is returned."""
-        for _attempt in range(_REPLANS):
+        for _attempt in _replans():
             done: list[pb.RangeDescriptor] = []
             moved = False
             for desc in self._ranges(table.name):
@@ -697,7 +717,7 @@ class Gateway:
         for k, v in request.named_params.items():
             write.named_params[k].CopyFrom(v)
         cmd = self._command(request, write=write)
-        for attempt in range(_REPLANS):
+        for attempt in _replans():
             ranges = self._ranges(table.name, refresh=attempt > 0)
             desc = self._write_target(rewritten, table, ranges, request, sql)
             cmd.write.span.CopyFrom(_span(desc))
@@ -791,7 +811,7 @@ class Gateway:
         if not names:
             return self._local_query(request, {})
         tables = [self._table(n) for n in names]
-        for attempt in range(_REPLANS):
+        for attempt in _replans():
             try:
                 return self._select_once(tree, request, tables, refresh=attempt > 0)
             except _RangeMoved:

@@ -1,0 +1,188 @@
+"""Range splits (distributed SQL issue, item 3): ``ALTER TABLE t SPLIT AT VALUES``, online under
+a concurrent insert load, across a restart of a lagging replica, and the errors users get."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import sqlfront
+from tests.cluster import Cluster, wait_for
+
+WRITERS = 6
+
+
+def _ranges(conn: sqlfront.Connection, table: str) -> list[tuple[object, ...]]:
+    return [tuple(r) for r in conn.execute(f"SHOW RANGES FROM TABLE {table}").fetchall()]
+
+
+def _replica_keys(path: Path, table: str) -> list[int]:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        return [int(r[0]) for r in db.execute(f"SELECT k FROM {table} ORDER BY k")]
+    finally:
+        db.close()
+
+
+def test_fifty_ranges_split_under_insert_load(module_cluster: Cluster) -> None:
+    """6 clients insert distinct keys through all three nodes while the table is split into
+    50 ranges; every acknowledged row is there exactly once, in exactly one range."""
+    c = module_cluster
+    setup = sqlfront.connect(c.addrs())
+    setup.execute("CREATE TABLE load(k INTEGER PRIMARY KEY, client INTEGER, n INTEGER)")
+    preload = [(k, -1, k) for k in range(-50_000, 0, 97)]  # below every writer's key
+    setup.executemany("INSERT INTO load VALUES (?, ?, ?)", preload)
+    preloaded = len(preload)
+    stop = threading.Event()
+    acked: list[list[int]] = [[] for _ in range(WRITERS)]
+    errors: list[str] = []
+
+    def writer(w: int) -> None:
+        conn = sqlfront.connect(c.addr(1 + w % 3))  # gateways on every node
+        rng = random.Random(w)
+        n = 0
+        while not stop.is_set():
+            k = rng.randrange(0, 50_000) * WRITERS + w  # writers never share a key
+            try:
+                conn.execute("INSERT INTO load VALUES (?, ?, ?)", (k, w, n))
+                acked[w].append(k)
+            except sqlfront.IntegrityError:
+                pass  # the writer drew the same key twice: SQLite says so too
+            except sqlfront.Error as exc:
+                errors.append(f"writer {w}: {exc}")
+            n += 1
+        conn.close()
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(WRITERS)]
+    for t in threads:
+        t.start()
+    try:
+        top = 50_000 * WRITERS
+        points = sorted(random.Random(7).sample(range(1, top), 49))
+        random.Random(8).shuffle(points)  # splits land all over the key space, in any order
+        for p in points:
+            setup.execute(f"ALTER TABLE load SPLIT AT VALUES ({p})")
+    finally:
+        time.sleep(0.5)  # let the writers overlap the last split's aftermath
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+    assert not errors, errors[:5]
+    ranges = _ranges(setup, "load")
+    assert len(ranges) == 50
+    # Spans tile the key space: each starts where the previous ended.
+    assert ranges[0][2] == "-inf" and ranges[-1][3] == "+inf"
+    for a, b in zip(ranges, ranges[1:], strict=False):
+        assert a[3] == b[2]
+    want = sorted(k for ks in acked for k in ks)
+    assert len(want) > 200, "the writers made too little progress to prove anything"
+    assert len(set(want)) == len(want)
+    got = [int(r[0]) for r in setup.execute("SELECT k FROM load WHERE client >= 0 ORDER BY k")]
+    assert got == want  # nothing lost, nothing applied twice
+    (total,) = setup.execute("SELECT count(*) FROM load").fetchone()
+    assert total == preloaded + len(want)  # no row is held by two ranges
+    checks = setup.execute("CHECK CONSISTENCY FROM TABLE load").fetchall()
+    assert len(checks) == 150 and all(r[4] == "consistent" for r in checks), [
+        r for r in checks if r[4] != "consistent"
+    ]
+    # Each node's replica files hold exactly the rows of their spans.
+    for node in (1, 2, 3):
+        keys: list[int] = []
+        for r in ranges:
+            keys += _replica_keys(c.data_dir(node) / "ranges" / f"r{r[0]}.sqlite", "load")
+        assert sorted(keys) == sorted(set(keys)) and len(keys) == total
+    setup.close()
+
+
+def test_split_while_a_replica_is_down(tmp_path: Path) -> None:
+    """A replica that missed the splits applies them from the log when it returns (or gets the
+    new ranges by snapshot) and ends up identical to the others."""
+    c = Cluster(tmp_path, n=3)
+    c.start_all()
+    try:
+        c.init()
+        conn = sqlfront.connect(c.addrs())
+        conn.execute("CREATE TABLE s(k INTEGER PRIMARY KEY, v TEXT)")
+        conn.executemany("INSERT INTO s VALUES (?, ?)", [(k, f"v{k}") for k in range(300)])
+        c.kill(3)
+        conn.execute("ALTER TABLE s SPLIT AT VALUES (100), (200)")
+        conn.executemany("INSERT INTO s VALUES (?, ?)", [(k, "late") for k in range(300, 320)])
+        conn.execute("UPDATE s SET v = 'moved' WHERE k = 150")
+        c.start(3)
+        ranges = _ranges(conn, "s")
+        assert [r[2] for r in ranges] == ["-inf", "/100", "/200"]
+
+        def converged() -> bool:
+            rows = conn.execute("CHECK CONSISTENCY FROM TABLE s").fetchall()
+            return len(rows) == 9 and all(r[4] == "consistent" for r in rows)
+
+        wait_for("n3 caught up with the splits", converged, timeout=60, interval=0.5)
+        keys = []
+        for r in ranges:
+            keys += _replica_keys(c.data_dir(3) / "ranges" / f"r{r[0]}.sqlite", "s")
+        assert sorted(keys) == list(range(320))
+        assert conn.execute("SELECT v FROM s WHERE k = 150").fetchone() == ("moved",)
+        conn.close()
+    finally:
+        c.stop_all()
+
+
+@pytest.mark.parametrize(
+    ("statement", "code", "words"),
+    [
+        ("ALTER TABLE nope SPLIT AT VALUES (1)", "42P01", "no such table"),
+        ("ALTER TABLE e1 SPLIT AT VALUES ('x')", "42804", "must be a number"),
+        ("ALTER TABLE e1 SPLIT AT VALUES (1, 2)", "42601", "1 to 1 values"),
+        ("ALTER TABLE e2 SPLIT AT VALUES (5)", "0A000", "UNIQUE"),
+        ("ALTER TABLE e1 SPLIT AT VALUES (", "42601", ""),
+    ],
+)
+def test_split_errors(module_cluster: Cluster, statement: str, code: str, words: str) -> None:
+    conn = sqlfront.connect(module_cluster.addrs())
+    conn.execute("CREATE TABLE IF NOT EXISTS e1(k INTEGER PRIMARY KEY)")
+    conn.execute("CREATE TABLE IF NOT EXISTS e2(k INTEGER PRIMARY KEY, u TEXT UNIQUE)")
+    with pytest.raises(sqlfront.DatabaseError) as info:
+        conn.execute(statement)
+    assert info.value.sqlstate == code
+    assert words in str(info.value)
+    conn.close()
+
+
+def test_multi_range_writes_fail_cleanly_and_point_writes_route(module_cluster: Cluster) -> None:
+    conn = sqlfront.connect(module_cluster.addrs())
+    conn.execute("CREATE TABLE w(k INTEGER PRIMARY KEY, v INTEGER)")
+    conn.executemany("INSERT INTO w VALUES (?, ?)", [(k, 0) for k in range(30)])
+    conn.execute("ALTER TABLE w SPLIT AT VALUES (10), (20)")
+    second = conn.execute("SHOW RANGES FROM TABLE w").fetchall()[1][0]
+    again = conn.execute("ALTER TABLE w SPLIT AT VALUES (10)").fetchone()
+    assert (again[0], again[1]) == (second, second)  # an existing boundary: nothing changes
+    assert len(conn.execute("SHOW RANGES FROM TABLE w").fetchall()) == 3
+    for statement in (
+        "UPDATE w SET v = 1",
+        "DELETE FROM w WHERE v = 0",
+        "INSERT INTO w VALUES (5, 1), (25, 1)",
+        "INSERT INTO w SELECT k + 100, v FROM w",
+    ):
+        with pytest.raises(sqlfront.DatabaseError) as info:
+            conn.execute(statement)
+        assert info.value.sqlstate == "0A000", statement
+    assert conn.execute("SELECT count(*), sum(v) FROM w").fetchone() == (30, 0)  # none applied
+    cur = conn.execute("UPDATE w SET v = 7 WHERE k IN (11, 12) AND v = 0")
+    assert cur.rowcount == 2
+    conn.execute("DELETE FROM w WHERE k BETWEEN 20 AND 24")
+    conn.execute("INSERT INTO w VALUES (35, 1), (36, 1)")
+    conn.execute("INSERT INTO w(v) VALUES (9)")  # automatic rowid: in the last range
+    assert conn.execute("SELECT k FROM w WHERE v = 9").fetchone() == (37,)
+    assert conn.execute("SELECT count(*), sum(v) FROM w").fetchone() == (28, 25)
+    assert conn.execute("SELECT k FROM w WHERE k > 8 AND k < 13 ORDER BY k DESC").fetchall() == [
+        (12,),
+        (11,),
+        (10,),
+        (9,),
+    ]
+    conn.close()
