@@ -42,6 +42,7 @@ from storage import (
 )
 from storage.keys import decode_key, encode_prefix
 
+from .aggregates import PARTIAL_TABLE, AggPlan, plan_aggregate
 from .dialect import SqlError, parse
 from .planner import (
     Params,
@@ -841,6 +842,10 @@ class Gateway:
             if len(chosen) == 1 and (simple is not None or len(ranges) == 1):
                 # Every row the query can see lives in this range: it runs there whole.
                 return _from_result(self._read(chosen[0], request.sql, request))
+            shape = table_shape(table.name, table.create_sql)
+            plan = plan_aggregate(simple) if simple is not None and shape.binary_columns else None
+            if plan is not None:
+                return self._aggregate(plan, table, chosen, request)
             pushed, named_only = _pushdown(simple, table, tree)
             parts = [(table, r, pushed, named_only) for r in chosen]
         else:
@@ -855,6 +860,44 @@ class Gateway:
                 return _from_result(res)
             gathered.setdefault(t.name, (t, []))[1].append(res)
         return self._local_query(request, gathered)
+
+    def _aggregate(
+        self,
+        plan: AggPlan,
+        table: pb.TableDescriptor,
+        ranges: list[pb.RangeDescriptor],
+        request: pb.ExecuteRequest,
+    ) -> pb.ExecuteResponse:
+        """Partial aggregates on every range, merged at the gateway (see aggregates.py)."""
+        results = self._fan_out([(table, r, plan.partial_sql, True) for r in ranges], request)
+        rows: list[tuple[SqlValue, ...]] = []
+        for res in results:
+            if res.HasField("error") and res.error.code:
+                return _from_result(res)
+            rows.extend(tuple(row_from_proto(r)) for r in res.rows)
+        engine = Engine(":memory:")
+        try:
+            cols = ", ".join(plan.partial_columns)
+            engine.execute(f"CREATE TABLE {PARTIAL_TABLE}({cols})")
+            marks = ", ".join("?" * len(plan.partial_columns))
+            loaded = engine.execute_many(f"INSERT INTO {PARTIAL_TABLE} VALUES ({marks})", rows)
+            if loaded.error is not None:
+                return _error(loaded.error.code, loaded.error.message)
+            named = params_from_proto([], request.named_params)
+            out = engine.query(plan.final_sql, named)
+            # The result's column names are the ones SQLite gives the original statement.
+            engine.execute(table.create_sql)
+            names = engine.query(request.sql, named).columns
+        finally:
+            engine.close()
+        if out.error is not None:
+            return _error(out.error.code, out.error.message)
+        return pb.ExecuteResponse(
+            columns=list(names) if len(names) == len(out.columns) else list(out.columns),
+            rows=[row_to_proto(r) for r in out.rows],
+            rows_affected=-1,
+            returns_rows=out.returns_rows,
+        )
 
     def _fan_out(
         self,

@@ -46,6 +46,7 @@ class TableShape:
     binary_key: bool  # every key column compares with BINARY collation
     without_rowid: bool
     unique_beyond_key: bool  # a UNIQUE constraint or index other than the key
+    binary_columns: bool  # no column declares a collation (grouping/ordering is BINARY)
 
     def key_names(self) -> set[str]:
         """Names that denote the first key column in SQL."""
@@ -107,6 +108,7 @@ def table_shape(name: str, create_sql: str, index_sql: tuple[str, ...] = ()) -> 
         rowid_alias=alias,
         affinity=affinity,
         binary_key=not _collated_columns(create_sql) & {k.lower() for k in keys},
+        binary_columns=not _collated_columns(create_sql),
         without_rowid=without_rowid,
         unique_beyond_key=any(int(r[2]) and str(r[3]) != "pk" for r in indexes),
     )
