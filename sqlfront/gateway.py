@@ -16,6 +16,7 @@ so a multi-range write never half-applies.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import random
@@ -97,6 +98,9 @@ def _replans(budget: float = _REPLAN_BUDGET) -> Iterator[int]:
 
 
 _FANOUT = futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="fanout")
+_EXPLAIN_RE = re.compile(
+    r"^\s*EXPLAIN\s+(?P<analyze>ANALYZE\s+)?(?!QUERY\s+PLAN\b)(?P<stmt>.+)$", re.I | re.S
+)
 _CHECK_RE = re.compile(
     r"^\s*CHECK\s+CONSISTENCY(?:\s+FROM\s+TABLE\s+(?P<table>[A-Za-z_][A-Za-z0-9_]*))?\s*;?\s*$",
     re.I,
@@ -106,6 +110,7 @@ _CHECK_RE = re.compile(
 class Cluster(Protocol):
     """What the gateway needs from its node (declared by the consumer)."""
 
+    node_id: int
     catalog: CatalogCache
     sender: RangeSender
 
@@ -153,6 +158,31 @@ class StatementError(Exception):
 
 class _RangeMoved(Exception):
     """A range refused the plan (its span changed): refresh the catalog and re-plan."""
+
+
+@dataclasses.dataclass
+class _ReadPlan:
+    """How a SELECT runs: ``range`` (whole, on one range), ``aggregate`` (partials on each
+    range, merged at the gateway) or ``gather`` (rows from each range, finished in a
+    gateway-side SQLite). ``parts``: (table, range, per-range SQL, named parameters only)."""
+
+    kind: str
+    parts: list[tuple[pb.TableDescriptor, pb.RangeDescriptor, str, bool]]
+    agg: AggPlan | None = None
+
+
+@dataclasses.dataclass
+class _Hop:
+    """One step of an executed statement, for EXPLAIN ANALYZE."""
+
+    where: str
+    what: str
+    started: float
+    ms: float = -1.0
+
+    def __post_init__(self) -> None:
+        if self.ms < 0:
+            self.ms = (time.perf_counter() - self.started) * 1000
 
 
 def _span(desc: pb.RangeDescriptor) -> pb.Span:
@@ -251,6 +281,17 @@ class Gateway:
                 if split:
                     return self._split(_ident(split.group("table")), split.group("values"))
                 return self._show_ranges(_ident(show.group("table")) if show else None)
+            except SqlError as exc:
+                return _error(exc.code, exc.message, exc.position, exc.line, exc.column)
+            except (StatementError, RangeUnavailableError) as exc:
+                return _error(exc.code, exc.message)
+        explain = _EXPLAIN_RE.match(request.sql)
+        if explain:
+            inner = pb.ExecuteRequest()
+            inner.CopyFrom(request)
+            inner.sql = explain.group("stmt")
+            try:
+                return self._explain(inner, analyze=bool(explain.group("analyze")))
             except SqlError as exc:
                 return _error(exc.code, exc.message, exc.position, exc.line, exc.column)
             except (StatementError, RangeUnavailableError) as exc:
@@ -411,6 +452,70 @@ class Gateway:
             rows_affected=-1,
             returns_rows=True,
         )
+
+    def _explain(self, request: pb.ExecuteRequest, *, analyze: bool) -> pb.ExecuteResponse:
+        """EXPLAIN: the distributed plan (which ranges, where, what runs there, what the
+        gateway merges). EXPLAIN ANALYZE runs a SELECT and times every hop."""
+        statements = _parse_cached(request.sql)
+        if len(statements) != 1:
+            raise StatementError(sqlstate.SYNTAX_ERROR, "EXPLAIN takes one statement")
+        tree = statements[0]
+        me = f"gateway n{self._cluster.node_id}"
+        rows: list[tuple[object, ...]] = []
+        if isinstance(tree, exp.Query):
+            names = _table_names(tree)
+            tables = [self._table(n) for n in names]
+            if analyze:
+                trace: list[_Hop] = []
+                started = time.perf_counter()
+                resp = self._select(tree, request, trace)
+                total = (time.perf_counter() - started) * 1000
+                if resp.HasField("error") and resp.error.code:
+                    return resp
+                rows = [(i, h.where, h.what, round(h.ms, 3)) for i, h in enumerate(trace, 1)]
+                rows.append(
+                    (len(rows) + 1, me, f"total ({len(resp.rows)} rows returned)", round(total, 3))
+                )
+                return _rows_response(["step", "where", "what", "ms"], rows)
+            if not tables:
+                rows = [(1, me, "run the statement locally (it reads no table)")]
+            else:
+                plan = self._plan_select(tree, request, tables, refresh=False)
+                for _t, r, sql, _named in plan.parts:
+                    rows.append((len(rows) + 1, self._where(r), sql))
+                if plan.agg is not None:
+                    rows.append((len(rows) + 1, me, f"merge partials: {plan.agg.final_sql}"))
+                elif plan.kind == "gather":
+                    rows.append((len(rows) + 1, me, f"load rows into SQLite, run: {request.sql}"))
+                summary = {
+                    "range": "runs whole on one range",
+                    "aggregate": f"partial aggregates on {len(plan.parts)} ranges",
+                    "gather": f"rows from {len(plan.parts)} ranges, finished at the gateway",
+                }[plan.kind]
+                rows.insert(0, (0, me, f"plan: {summary}"))
+        elif isinstance(tree, (exp.Insert, exp.Update, exp.Delete)):
+            target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+            if not isinstance(target, exp.Table):
+                raise StatementError(sqlstate.SYNTAX_ERROR, "cannot find the target table")
+            table = self._table(target.name)
+            ranges = self._ranges(table.name)
+            try:
+                desc = self._write_target(tree, table, ranges, request, request.sql)
+                rows = [(1, self._where(desc), "one Raft entry: " + request.sql)]
+            except StatementError as exc:
+                rows = [(1, me, f"refused ({exc.code}): {exc.message}")]
+        else:
+            rows = [(1, me, "catalog change on the meta range, then each range of the table")]
+        if analyze:
+            raise StatementError(
+                sqlstate.FEATURE_NOT_SUPPORTED, "EXPLAIN ANALYZE runs SELECT statements only"
+            )
+        return _rows_response(["step", "where", "what"], rows)
+
+    def _where(self, desc: pb.RangeDescriptor) -> str:
+        leader = self._cluster.sender.leader_of(desc.range_id)
+        span = f"[{format_key(desc.start_key)}, {format_key(desc.end_key, end=True)})"
+        return f"r{desc.range_id} {span} leader n{leader or '?'}"
 
     def _show_ranges(self, name: str | None) -> pb.ExecuteResponse:
         self._cluster.refresh_catalog()
@@ -807,73 +912,97 @@ class Gateway:
             last_rowid = resp.last_insert_rowid or last_rowid
         return pb.ExecuteResponse(rows_affected=total, last_insert_rowid=last_rowid)
 
-    def _select(self, tree: exp.Expr, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
+    def _select(
+        self, tree: exp.Expr, request: pb.ExecuteRequest, trace: list[_Hop] | None = None
+    ) -> pb.ExecuteResponse:
         names = _table_names(tree)
         if not names:
-            return self._local_query(request, {})
+            started = time.perf_counter()
+            resp = self._local_query(request, {})
+            if trace is not None:
+                trace.append(
+                    _Hop(f"gateway n{self._cluster.node_id}", "run locally (no table)", started)
+                )
+            return resp
         tables = [self._table(n) for n in names]
         for attempt in _replans():
             try:
-                return self._select_once(tree, request, tables, refresh=attempt > 0)
+                plan = self._plan_select(tree, request, tables, refresh=attempt > 0)
+                return self._run_select(plan, request, trace)
             except _RangeMoved:
+                if trace is not None:
+                    trace.clear()
                 continue
         raise StatementError(sqlstate.SERIALIZATION_FAILURE, "the ranges kept moving")
 
-    def _select_once(
+    def _plan_select(
         self,
         tree: exp.Expr,
         request: pb.ExecuteRequest,
         tables: list[pb.TableDescriptor],
         *,
         refresh: bool,
-    ) -> pb.ExecuteResponse:
+    ) -> _ReadPlan:
         simple = _simple_select(tree)
-        parts: list[tuple[pb.TableDescriptor, pb.RangeDescriptor, str, bool]] = []
-        if len(tables) == 1:
-            table = tables[0]
-            ranges = self._ranges(table.name, refresh=refresh)
-            chosen = ranges
-            if simple is not None and len(ranges) > 1:
-                shape = table_shape(table.name, table.create_sql)
-                params = _params(request, tree)
-                intervals = key_intervals(simple.args.get("where"), shape, params)
-                chosen = [r for r in ranges if overlaps(r.start_key, r.end_key, intervals)]
-                chosen = chosen or ranges[:1]
-            if len(chosen) == 1 and (simple is not None or len(ranges) == 1):
-                # Every row the query can see lives in this range: it runs there whole.
-                return _from_result(self._read(chosen[0], request.sql, request))
-            shape = table_shape(table.name, table.create_sql)
-            plan = plan_aggregate(simple) if simple is not None and shape.binary_columns else None
-            if plan is not None:
-                return self._aggregate(plan, table, chosen, request)
-            pushed, named_only = _pushdown(simple, table, tree)
-            parts = [(table, r, pushed, named_only) for r in chosen]
-        else:
+        if len(tables) > 1:
+            parts: list[tuple[pb.TableDescriptor, pb.RangeDescriptor, str, bool]] = []
             for t in tables:
-                shape = table_shape(t.name, t.create_sql)
-                scan = _scan_sql(t.name, shape, None, None)
+                scan = _scan_sql(t.name, table_shape(t.name, t.create_sql), None, None)
                 parts.extend((t, r, scan, True) for r in self._ranges(t.name, refresh=refresh))
-        results = self._fan_out(parts, request)
-        gathered: dict[str, tuple[pb.TableDescriptor, list[pb.CommandResult]]] = {}
-        for (t, _r, _sql, _named), res in zip(parts, results, strict=True):
-            if res.HasField("error") and res.error.code:
-                return _from_result(res)
-            gathered.setdefault(t.name, (t, []))[1].append(res)
-        return self._local_query(request, gathered)
+            return _ReadPlan("gather", parts)
+        table = tables[0]
+        ranges = self._ranges(table.name, refresh=refresh)
+        chosen = ranges
+        shape = table_shape(table.name, table.create_sql)
+        if simple is not None and len(ranges) > 1:
+            intervals = key_intervals(simple.args.get("where"), shape, _params(request, tree))
+            chosen = [r for r in ranges if overlaps(r.start_key, r.end_key, intervals)]
+            chosen = chosen or ranges[:1]
+        if len(chosen) == 1 and (simple is not None or len(ranges) == 1):
+            # Every row the query can see lives in this range: it runs there whole.
+            return _ReadPlan("range", [(table, chosen[0], request.sql, False)])
+        agg = plan_aggregate(simple) if simple is not None and shape.binary_columns else None
+        if agg is not None:
+            return _ReadPlan(
+                "aggregate", [(table, r, agg.partial_sql, True) for r in chosen], agg=agg
+            )
+        pushed, named_only = _pushdown(simple, table, tree)
+        return _ReadPlan("gather", [(table, r, pushed, named_only) for r in chosen])
 
-    def _aggregate(
-        self,
-        plan: AggPlan,
-        table: pb.TableDescriptor,
-        ranges: list[pb.RangeDescriptor],
-        request: pb.ExecuteRequest,
+    def _run_select(
+        self, plan: _ReadPlan, request: pb.ExecuteRequest, trace: list[_Hop] | None
     ) -> pb.ExecuteResponse:
-        """Partial aggregates on every range, merged at the gateway (see aggregates.py)."""
-        results = self._fan_out([(table, r, plan.partial_sql, True) for r in ranges], request)
-        rows: list[tuple[SqlValue, ...]] = []
+        results = self._fan_out(plan.parts, request, trace)
         for res in results:
             if res.HasField("error") and res.error.code:
                 return _from_result(res)
+        if plan.kind == "range":
+            return _from_result(results[0])
+        started = time.perf_counter()
+        if plan.agg is not None:
+            resp = self._merge_aggregate(plan.agg, plan.parts[0][0], results, request)
+            what = f"merge {len(results)} partial aggregates"
+        else:
+            gathered: dict[str, tuple[pb.TableDescriptor, list[pb.CommandResult]]] = {}
+            for (t, _r, _sql, _named), res in zip(plan.parts, results, strict=True):
+                gathered.setdefault(t.name, (t, []))[1].append(res)
+            resp = self._local_query(request, gathered)
+            rows = sum(len(r.rows) for r in results)
+            what = f"load {rows} rows into SQLite, run the statement"
+        if trace is not None:
+            trace.append(_Hop(f"gateway n{self._cluster.node_id}", what, started))
+        return resp
+
+    def _merge_aggregate(
+        self,
+        plan: AggPlan,
+        table: pb.TableDescriptor,
+        results: list[pb.CommandResult],
+        request: pb.ExecuteRequest,
+    ) -> pb.ExecuteResponse:
+        """Merge the ranges' partial aggregates at the gateway (see aggregates.py)."""
+        rows: list[tuple[SqlValue, ...]] = []
+        for res in results:
             rows.extend(tuple(row_from_proto(r)) for r in res.rows)
         engine = Engine(":memory:")
         try:
@@ -903,14 +1032,25 @@ class Gateway:
         self,
         parts: list[tuple[pb.TableDescriptor, pb.RangeDescriptor, str, bool]],
         request: pb.ExecuteRequest,
+        trace: list[_Hop] | None = None,
     ) -> list[pb.CommandResult]:
         """Run each (range, sql) read in parallel; results in the same order."""
+
+        def one(desc: pb.RangeDescriptor, sql: str, named: bool) -> pb.CommandResult:
+            started = time.perf_counter()
+            res = self._read(desc, sql, request, named_only=named)
+            if trace is not None:
+                leader = self._cluster.sender.leader_of(desc.range_id)
+                rows = f"{len(res.rows)} rows" if not res.error.code else res.error.code
+                trace.append(
+                    _Hop(f"r{desc.range_id} on n{leader or '?'}", f"{rows}: {sql}", started)
+                )
+            return res
+
         if len(parts) == 1:
             _t, desc, sql, named = parts[0]
-            return [self._read(desc, sql, request, named_only=named)]
-        jobs = [
-            _FANOUT.submit(self._read, desc, sql, request, named) for _t, desc, sql, named in parts
-        ]
+            return [one(desc, sql, named)]
+        jobs = [_FANOUT.submit(one, desc, sql, named) for _t, desc, sql, named in parts]
         return [j.result() for j in jobs]
 
     def _local_query(
@@ -951,6 +1091,15 @@ def _params(request: pb.ExecuteRequest, tree: exp.Expr) -> Params:
     )
     params.number(tree)
     return params
+
+
+def _rows_response(columns: list[str], rows: list[tuple[object, ...]]) -> pb.ExecuteResponse:
+    return pb.ExecuteResponse(
+        columns=columns,
+        rows=[row_to_proto(r) for r in rows],
+        rows_affected=-1,
+        returns_rows=True,
+    )
 
 
 def _ident(name: str) -> str:

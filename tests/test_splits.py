@@ -186,3 +186,35 @@ def test_multi_range_writes_fail_cleanly_and_point_writes_route(module_cluster: 
         (9,),
     ]
     conn.close()
+
+
+def test_explain_shows_the_distributed_plan(module_cluster: Cluster) -> None:
+    conn = sqlfront.connect(module_cluster.addr(2))
+    conn.execute("CREATE TABLE x(k INTEGER PRIMARY KEY, g INTEGER, v TEXT)")
+    conn.executemany("INSERT INTO x VALUES (?, ?, ?)", [(k, k % 5, f"v{k}") for k in range(90)])
+    conn.execute("ALTER TABLE x SPLIT AT VALUES (30), (60)")
+
+    def what(sql: str) -> list[str]:
+        return [str(r[2]) for r in conn.execute(sql).fetchall()]
+
+    point = what("EXPLAIN SELECT v FROM x WHERE k = 45")
+    assert point[0] == "plan: runs whole on one range" and len(point) == 2
+    agg = conn.execute("EXPLAIN SELECT g, count(*), avg(k) FROM x GROUP BY g").fetchall()
+    assert agg[0][2] == "plan: partial aggregates on 3 ranges"
+    assert [str(r[1]).split()[0] for r in agg[1:4]] == ["r" + str(r[0]) for r in _ranges(conn, "x")]
+    assert agg[-1][1] == "gateway n2" and "merge partials" in agg[-1][2]
+    gather = what("EXPLAIN SELECT * FROM x WHERE v LIKE 'v1%' ORDER BY k LIMIT 2")
+    assert gather[0] == "plan: rows from 3 ranges, finished at the gateway"
+    assert all("WHERE v LIKE 'v1%'" in w for w in gather[1:4])  # the filter is pushed down
+    ranged = what("EXPLAIN SELECT count(*) FROM x WHERE k >= 35 AND k < 70")
+    assert ranged[0] == "plan: partial aggregates on 2 ranges"
+    assert what("EXPLAIN DELETE FROM x WHERE g = 1")[0].startswith("refused (0A000)")
+    assert what("EXPLAIN UPDATE x SET v = 'y' WHERE k = 70")[0].startswith("one Raft entry")
+    analyzed = conn.execute("EXPLAIN ANALYZE SELECT g, count(*) FROM x GROUP BY g").fetchall()
+    assert len(analyzed) == 5 and all(float(r[3]) >= 0 for r in analyzed)
+    assert analyzed[-1][2] == "total (5 rows returned)"
+    # The plans' answers are SQLite's.
+    assert conn.execute("SELECT g, count(*), avg(k) FROM x GROUP BY g").fetchall() == [
+        (g, 18, float(sum(range(g, 90, 5))) / 18) for g in range(5)
+    ]
+    conn.close()
