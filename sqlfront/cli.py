@@ -20,7 +20,7 @@ from proto import pb, rpc
 from router import RttMatrixError, load_rtt_matrix
 
 from .admincli import AdminError, add_parsers
-from .config import ConfigError, NodeConfig, parse_hostport, parse_locality
+from .config import ConfigError, NodeConfig, parse_hostport, parse_locality, parse_size
 
 FORMATS = ("table", "csv", "tsv", "json", "markdown")
 
@@ -60,6 +60,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
             raft_log_max_entries=args.raft_log_max_entries,
             http_addr=args.http_addr or "",
             rtt_matrix=matrix,
+            range_max_bytes=parse_size(args.range_max_bytes, "--range-max-bytes"),
         )
     except (ConfigError, OSError, RttMatrixError) as exc:
         return _die(str(exc))
@@ -222,7 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--cluster-secret-file", default="", help="read the cluster secret from this file"
     )
     p.add_argument(
-        "--rtt-matrix", help="JSON file of inter-region round-trip times (not implemented yet)"
+        "--rtt-matrix",
+        help="JSON file of inter-region round-trip times in ms; every message between nodes"
+        " of two regions is delayed by half the RTT each way (simulated geography)",
     )
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     p.add_argument("--http-addr", help="HOST:PORT to serve Prometheus metrics on (/metrics)")
@@ -232,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=10_000,
         help="compact a range's Raft log past this many entries (default 10000)",
+    )
+    p.add_argument(
+        "--range-max-bytes",
+        default="64MiB",
+        help="split a table's range automatically once its data passes this size"
+        " (default 64MiB; e.g. 512KiB, 1GiB)",
     )
     p.set_defaults(func=_cmd_start)
 

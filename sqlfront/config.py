@@ -62,6 +62,7 @@ class NodeConfig:
     raft_log_max_entries: int = 10_000
     http_addr: str = ""
     rtt_matrix: RttMatrix | None = None
+    range_max_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if not 0 < self.node_id < 2**31:
@@ -73,6 +74,8 @@ class NodeConfig:
             parse_hostport(self.http_addr, "--http-addr")
         if self.raft_log_max_entries < 10:
             raise ConfigError("--raft-log-max-entries: must be at least 10")
+        if self.range_max_bytes < 64 * 1024:
+            raise ConfigError("--range-max-bytes: must be at least 64KiB")
         if not self.data_dir:
             raise ConfigError("--data-dir: required")
 
@@ -83,3 +86,30 @@ class NodeConfig:
     @property
     def region(self) -> str:
         return self.locality[0][1]
+
+
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 10**6,
+    "mib": 2**20,
+    "gb": 10**9,
+    "gib": 2**30,
+}
+
+
+def parse_size(text: str, flag: str) -> int:
+    """A byte size: ``67108864``, ``64MiB``, ``500kb``, ``1GiB``.
+
+    >>> parse_size("64MiB", "--x"), parse_size("1000", "--x"), parse_size("1.5kb", "--x")
+    (67108864, 1000, 1500)
+    """
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+    unit = m.group(2).lower() if m else ""
+    if m is None or unit not in _SIZE_UNITS:
+        raise ConfigError(f"{flag}: not a size: {text!r} (examples: 67108864, 64MiB, 500kb)")
+    return int(float(m.group(1)) * _SIZE_UNITS[unit])

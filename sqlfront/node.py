@@ -43,11 +43,12 @@ from router import (
     RangeUnavailableError,
     range_for_key,
 )
-from storage import EngineFailure, sqlstate
+from storage import Engine, EngineFailure, sqlstate
 
 from .config import NodeConfig
 from .gateway import Gateway
 from .metrics import NodeMetrics
+from .planner import table_shape
 from .services import AdminService, InternalService, SqlService
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ _MAX_CLIENT_STATEMENTS = 128
 _MAX_FORWARDED = 96
 _LOOP_PERIOD = 0.5
 _DISK_TTL = 10.0
+_SPLIT_CHECK_PERIOD = 10.0  # seconds between size checks of one range
 
 
 class _NodeState:
@@ -139,6 +141,8 @@ class Node:
         self._catalog_lock = threading.Lock()
         self._reconcile_lock = threading.Lock()
         self._state_lock = threading.Lock()  # node.json: reconcile and split children
+        self._split_checked: dict[int, float] = {}
+        self.auto_splits = 0
         self.started_at = time.time()
         metadata = ((SECRET_METADATA_KEY, config.cluster_secret),) if config.cluster_secret else ()
         self.store = Store(
@@ -609,6 +613,50 @@ class Node:
             sqlstate.SERIALIZATION_FAILURE, f"range of {table} kept changing: split not done"
         )
 
+    def _maybe_split(self) -> None:
+        """Split (at its median key) one range led here whose data passed --range-max-bytes.
+        Each range is measured at most every _SPLIT_CHECK_PERIOD seconds."""
+        now = time.monotonic()
+        for group in self.store.leaders():
+            rid = group.range_id
+            if (
+                rid == META_RANGE_ID
+                or now - self._split_checked.get(rid, 0.0) < _SPLIT_CHECK_PERIOD
+            ):
+                continue
+            self._split_checked[rid] = now
+            desc = self.catalog.range(rid)
+            table = self.catalog.table(desc.table) if desc is not None else None
+            if desc is None or table is None:
+                continue
+            try:
+                size, key = Engine.split_candidate(group.engine.path, table.name)
+            except EngineFailure as exc:
+                log.warning("n%d: cannot measure range %d: %s", self.node_id, rid, exc)
+                continue
+            if size <= self.config.range_max_bytes or key is None or key == desc.start_key:
+                continue
+            shape = table_shape(table.name, table.create_sql, tuple(table.index_sql))
+            if shape.unique_beyond_key or not shape.binary_key:
+                continue  # such tables cannot split (see the gateway's SPLIT AT)
+            try:
+                left, right = self.split_range(table.name, key)
+            except RangeUnavailableError as exc:
+                log.warning(
+                    "n%d: automatic split of range %d failed: %s", self.node_id, rid, exc.message
+                )
+                continue
+            self.auto_splits += 1
+            log.info(
+                "n%d: range %d of %s held %d bytes: split off range %d",
+                self.node_id,
+                left,
+                table.name,
+                size,
+                right,
+            )
+            return  # one split per pass
+
     def range_leaders(self) -> dict[int, int]:
         """range id -> the node that leads it, as the nodes report (unreachable: absent)."""
         leaders: dict[int, int] = {}
@@ -897,6 +945,7 @@ class Node:
                     if time.monotonic() - last_reconcile > 1.0:
                         self.reconcile(consistent=False)
                         last_reconcile = time.monotonic()
+                        self._maybe_split()
             except Exception:
                 log.exception("n%d: background loop", self.node_id)
             self._stop.wait(_LOOP_PERIOD)

@@ -25,6 +25,7 @@ import apsw
 
 from . import sqlstate
 from .errors import EngineFailure
+from .keys import encode_prefix
 from .spans import (
     beyond_sql,
     bound_values,
@@ -484,6 +485,46 @@ class Engine:
             except apsw.SQLError:
                 return None
         return (str(row[0]), bytes(row[1]), bytes(row[2])) if row else None
+
+    @staticmethod
+    def split_candidate(path: str, table: str) -> tuple[int, bytes | None]:
+        """(live bytes, median key) of a replica file, from a separate read-only connection
+        (writers are not blocked). Live bytes leave out free pages, so a range that just split
+        is not measured by its old size. The key is None if the table has under two rows."""
+
+        def one(sql: str, params: tuple[Any, ...] = ()) -> Any:
+            row = conn.execute(sql, params).fetchone()
+            return row
+
+        try:
+            conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+        except apsw.Error as exc:
+            raise EngineFailure(f"{path}: {exc}") from exc
+        try:
+            pages, free, size = (
+                one(f"PRAGMA {p}")[0] for p in ("page_count", "freelist_count", "page_size")
+            )
+            info = conn.execute(f"PRAGMA table_info({quote(table)})").fetchall()
+            try:
+                conn.execute(f"SELECT rowid FROM {quote(table)} LIMIT 0").fetchall()
+                without_rowid = False
+            except apsw.SQLError:
+                without_rowid = True
+            keys = key_columns_from_info(info, without_rowid)
+            cols = ", ".join(quote(k) for k in keys)
+            count = int(one(f"SELECT count(*) FROM {quote(table)}")[0])
+            median = None
+            if count >= 2:
+                median = one(
+                    f"SELECT {cols} FROM {quote(table)} ORDER BY {cols} LIMIT 1 OFFSET ?",
+                    (count // 2,),
+                )
+        except apsw.Error as exc:
+            raise EngineFailure(f"{path}: {exc}") from exc
+        finally:
+            conn.close()
+        live = (int(pages) - int(free)) * int(size)
+        return live, encode_prefix(list(median)) if median is not None else None
 
     @staticmethod
     def read_span(path: str) -> tuple[str, bytes, bytes] | None:

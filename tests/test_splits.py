@@ -218,3 +218,35 @@ def test_explain_shows_the_distributed_plan(module_cluster: Cluster) -> None:
         (g, 18, float(sum(range(g, 90, 5))) / 18) for g in range(5)
     ]
     conn.close()
+
+
+def test_ranges_split_automatically_past_the_size_threshold(tmp_path: Path) -> None:
+    """--range-max-bytes 256KiB: a table loaded with ~2 MB splits by itself while the load
+    goes on; nothing is lost and the replicas agree."""
+    c = Cluster(tmp_path, n=3, extra_args=("--range-max-bytes", "256KiB"))
+    c.start_all()
+    try:
+        c.init()
+        conn = sqlfront.connect(c.addrs())
+        conn.execute("CREATE TABLE big(k INTEGER PRIMARY KEY, pad TEXT)")
+        pad = "x" * 1000
+        for start in range(0, 2000, 100):  # ascending keys: batches land in the last range
+            conn.executemany(
+                "INSERT INTO big VALUES (?, ?)", [(k, pad) for k in range(start, start + 100)]
+            )
+        wait_for(
+            "automatic splits",
+            lambda: len(_ranges(conn, "big")) >= 4,
+            timeout=90,
+            interval=0.5,
+        )
+        assert conn.execute("SELECT count(*), min(k), max(k) FROM big").fetchone() == (
+            2000,
+            0,
+            1999,
+        )
+        checks = conn.execute("CHECK CONSISTENCY FROM TABLE big").fetchall()
+        assert all(r[4] == "consistent" for r in checks), checks
+        conn.close()
+    finally:
+        c.stop_all()
