@@ -393,7 +393,7 @@ class ChecksumOp(_message.Message):
     def __init__(self) -> None: ...
 
 class SqlWrite(_message.Message):
-    __slots__ = ("sql", "params", "named_params", "insert_table", "batch", "span")
+    __slots__ = ("sql", "params", "named_params", "insert_table", "batch", "span", "schema_version", "new_schema_version", "ddl_table")
     class NamedParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -407,16 +407,22 @@ class SqlWrite(_message.Message):
     INSERT_TABLE_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     SPAN_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    NEW_SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DDL_TABLE_FIELD_NUMBER: _ClassVar[int]
     sql: str
     params: _containers.RepeatedCompositeFieldContainer[Value]
     named_params: _containers.MessageMap[str, Value]
     insert_table: str
     batch: _containers.RepeatedCompositeFieldContainer[Row]
     span: Span
-    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., insert_table: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., span: _Optional[_Union[Span, _Mapping]] = ...) -> None: ...
+    schema_version: int
+    new_schema_version: int
+    ddl_table: str
+    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., insert_table: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., span: _Optional[_Union[Span, _Mapping]] = ..., schema_version: _Optional[int] = ..., new_schema_version: _Optional[int] = ..., ddl_table: _Optional[str] = ...) -> None: ...
 
 class SqlRead(_message.Message):
-    __slots__ = ("sql", "params", "named_params", "catalog", "span")
+    __slots__ = ("sql", "params", "named_params", "catalog", "span", "schema_version")
     class NamedParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -429,15 +435,17 @@ class SqlRead(_message.Message):
     NAMED_PARAMS_FIELD_NUMBER: _ClassVar[int]
     CATALOG_FIELD_NUMBER: _ClassVar[int]
     SPAN_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     sql: str
     params: _containers.RepeatedCompositeFieldContainer[Value]
     named_params: _containers.MessageMap[str, Value]
     catalog: bool
     span: Span
-    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., catalog: _Optional[bool] = ..., span: _Optional[_Union[Span, _Mapping]] = ...) -> None: ...
+    schema_version: int
+    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., catalog: _Optional[bool] = ..., span: _Optional[_Union[Span, _Mapping]] = ..., schema_version: _Optional[int] = ...) -> None: ...
 
 class MetaOp(_message.Message):
-    __slots__ = ("register_node", "create_table", "drop_table", "add_index", "drop_index", "update_range", "allocate_range_ids", "upsert_ranges")
+    __slots__ = ("register_node", "create_table", "drop_table", "add_index", "drop_index", "update_range", "allocate_range_ids", "upsert_ranges", "alter_table")
     REGISTER_NODE_FIELD_NUMBER: _ClassVar[int]
     CREATE_TABLE_FIELD_NUMBER: _ClassVar[int]
     DROP_TABLE_FIELD_NUMBER: _ClassVar[int]
@@ -446,6 +454,7 @@ class MetaOp(_message.Message):
     UPDATE_RANGE_FIELD_NUMBER: _ClassVar[int]
     ALLOCATE_RANGE_IDS_FIELD_NUMBER: _ClassVar[int]
     UPSERT_RANGES_FIELD_NUMBER: _ClassVar[int]
+    ALTER_TABLE_FIELD_NUMBER: _ClassVar[int]
     register_node: NodeInfo
     create_table: CreateTable
     drop_table: DropTable
@@ -454,7 +463,22 @@ class MetaOp(_message.Message):
     update_range: UpdateRange
     allocate_range_ids: AllocateRangeIds
     upsert_ranges: UpsertRanges
-    def __init__(self, register_node: _Optional[_Union[NodeInfo, _Mapping]] = ..., create_table: _Optional[_Union[CreateTable, _Mapping]] = ..., drop_table: _Optional[_Union[DropTable, _Mapping]] = ..., add_index: _Optional[_Union[AddIndex, _Mapping]] = ..., drop_index: _Optional[_Union[DropIndex, _Mapping]] = ..., update_range: _Optional[_Union[UpdateRange, _Mapping]] = ..., allocate_range_ids: _Optional[_Union[AllocateRangeIds, _Mapping]] = ..., upsert_ranges: _Optional[_Union[UpsertRanges, _Mapping]] = ...) -> None: ...
+    alter_table: AlterTable
+    def __init__(self, register_node: _Optional[_Union[NodeInfo, _Mapping]] = ..., create_table: _Optional[_Union[CreateTable, _Mapping]] = ..., drop_table: _Optional[_Union[DropTable, _Mapping]] = ..., add_index: _Optional[_Union[AddIndex, _Mapping]] = ..., drop_index: _Optional[_Union[DropIndex, _Mapping]] = ..., update_range: _Optional[_Union[UpdateRange, _Mapping]] = ..., allocate_range_ids: _Optional[_Union[AllocateRangeIds, _Mapping]] = ..., upsert_ranges: _Optional[_Union[UpsertRanges, _Mapping]] = ..., alter_table: _Optional[_Union[AlterTable, _Mapping]] = ...) -> None: ...
+
+class AlterTable(_message.Message):
+    __slots__ = ("name", "create_sql", "schema_version", "index_names", "index_sql")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATE_SQL_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    INDEX_NAMES_FIELD_NUMBER: _ClassVar[int]
+    INDEX_SQL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    create_sql: str
+    schema_version: int
+    index_names: _containers.RepeatedScalarFieldContainer[str]
+    index_sql: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., create_sql: _Optional[str] = ..., schema_version: _Optional[int] = ..., index_names: _Optional[_Iterable[str]] = ..., index_sql: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AllocateRangeIds(_message.Message):
     __slots__ = ("count",)

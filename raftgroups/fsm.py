@@ -87,6 +87,17 @@ def span_mismatch(engine: Engine, span: pb.Span) -> SqlFailure | None:
     )
 
 
+def schema_mismatch(engine: Engine, version: int) -> SqlFailure | None:
+    """A refusal if the statement was planned against another schema version (0: unchecked)."""
+    if not version or engine.schema_version() == version:
+        return None
+    return SqlFailure(
+        sqlstate.SCHEMA_CHANGED,
+        f"the table's schema is at version {engine.schema_version()}, the statement was"
+        f" planned for {version}: refresh the catalog and retry",
+    )
+
+
 def _span_guard(engine: Engine) -> SqlFailure | None:
     if engine.rows_outside_span():
         return SqlFailure(
@@ -164,6 +175,7 @@ def apply(engine: Engine, command: pb.Command, index: int, term: int = 0) -> pb.
         if op == "write":
             w = command.write
             moved = span_mismatch(eng, w.span) if w.HasField("span") else None
+            moved = moved or schema_mismatch(eng, w.schema_version)
             guard = _span_guard if eng.span() is not None else None
             if moved is not None:
                 res = StatementResult(error=moved)
@@ -187,6 +199,9 @@ def apply(engine: Engine, command: pb.Command, index: int, term: int = 0) -> pb.
                     params_from_proto(w.params, w.named_params),
                     verify=(lambda: guard(eng)) if guard else None,
                 )
+                if w.new_schema_version and res.error is None:
+                    span = eng.span()
+                    eng.set_schema_version(span[0] if span else w.ddl_table, w.new_schema_version)
         elif op == "meta":
             res = apply_meta(eng, command.meta)
         elif op == "barrier":
@@ -204,7 +219,10 @@ def apply(engine: Engine, command: pb.Command, index: int, term: int = 0) -> pb.
         else:  # pragma: no cover - decode_command rejects commands without an op
             raise ValueError(f"unknown command {op!r}")
         out = result_to_proto(res, index)
-        refused = res.error is not None and res.error.code == sqlstate.RANGE_MOVED
+        refused = res.error is not None and res.error.code in (
+            sqlstate.RANGE_MOVED,
+            sqlstate.SCHEMA_CHANGED,
+        )
         if command.session_id and not refused:
             # A refusal ran nothing: the retry (to the right range, which may be a copy of
             # this one made by a later split) must not find it recorded.

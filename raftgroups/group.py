@@ -306,6 +306,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
                 applied_index=index,
             )
         moved = fsm.span_mismatch(self.engine, r.span) if r.HasField("span") else None
+        moved = moved or fsm.schema_mismatch(self.engine, r.schema_version)
         if moved is not None:
             return fsm.result_to_proto(StatementResult(error=moved), index)
         res = self.engine.query(r.sql, params_from_proto(r.params, r.named_params))

@@ -178,8 +178,28 @@ def apply_meta(engine: Engine, op: pb.MetaOp) -> StatementResult:
         if changed:
             _bump(engine)
         return StatementResult(rows_affected=changed)
+    if kind == "alter_table":
+        at = op.alter_table
+        if not _q(engine, "SELECT 1 FROM _atlas_meta_tables WHERE name = ?", (at.name,)).rows:
+            return _fail(sqlstate.UNDEFINED_TABLE, f"no such table: {at.name}")
+        _q(
+            engine,
+            "UPDATE _atlas_meta_tables SET create_sql = ?, schema_version = ? WHERE name = ?",
+            (at.create_sql, at.schema_version, at.name),
+        )
+        _q(engine, "DELETE FROM _atlas_meta_indexes WHERE table_name = ?", (at.name,))
+        for name, sql in zip(at.index_names, at.index_sql, strict=True):
+            _q(engine, "INSERT INTO _atlas_meta_indexes VALUES (?, ?, ?)", (name, at.name, sql))
+        _bump(engine)
+        return StatementResult(rows_affected=1)
     if kind == "drop_index":
         di = op.drop_index
+        _q(
+            engine,
+            "UPDATE _atlas_meta_tables SET schema_version = schema_version + 1 WHERE name ="
+            " (SELECT table_name FROM _atlas_meta_indexes WHERE name = ?)",
+            (di.index_name,),
+        )
         _q(engine, "DELETE FROM _atlas_meta_indexes WHERE name = ?", (di.index_name,))
         _bump(engine)
         return StatementResult(rows_affected=1)

@@ -218,6 +218,7 @@ class Store:
             voters=voters,
             non_voters=non_voters,
             generation=generation,
+            schema_version=group.engine.schema_version(),
         )
         log.info("range %d: split off range %d (%d rows)", group.range_id, rhs, copied)
 

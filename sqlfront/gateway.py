@@ -190,7 +190,11 @@ def _span(desc: pb.RangeDescriptor) -> pb.Span:
 
 
 def _moved(res: pb.CommandResult) -> bool:
-    return res.HasField("error") and res.error.code == sqlstate.RANGE_MOVED
+    """The range refused the plan (span or schema changed): nothing ran; re-plan."""
+    return res.HasField("error") and res.error.code in (
+        sqlstate.RANGE_MOVED,
+        sqlstate.SCHEMA_CHANGED,
+    )
 
 
 def format_key(key: bytes, *, end: bool = False) -> str:
@@ -601,12 +605,13 @@ class Gateway:
 
     def _read(
         self,
+        table: pb.TableDescriptor,
         desc: pb.RangeDescriptor,
         sql: str,
         request: pb.ExecuteRequest | None,
         named_only: bool = False,
     ) -> pb.CommandResult:
-        read = pb.SqlRead(sql=sql, span=_span(desc))
+        read = pb.SqlRead(sql=sql, span=_span(desc), schema_version=table.schema_version)
         if request is not None:
             if not named_only:
                 read.params.extend(request.params)
@@ -622,22 +627,37 @@ class Gateway:
     ) -> pb.ExecuteResponse | None:
         """Run a schema statement on each range of ``table``; on a failure, ``undo`` runs on
         the ranges that took it and the error is returned."""
-        for _attempt in _replans():
+        for attempt in _replans():
+            if attempt:
+                table = self._table(table.name)  # the catalog was refreshed
+            old, new = int(table.schema_version), int(table.schema_version) + 1
             done: list[pb.RangeDescriptor] = []
             moved = False
             for desc in self._ranges(table.name):
-                cmd = self._command(request, write=pb.SqlWrite(sql=sql, span=_span(desc)))
+                ddl = pb.SqlWrite(
+                    sql=sql,
+                    span=_span(desc),
+                    schema_version=old,
+                    new_schema_version=new,
+                    ddl_table=table.name,
+                )
+                cmd = self._command(request, write=ddl)
                 if done:
                     cmd.session_id, cmd.seq = self._next_internal()
                 res = self._cluster.sender.send(desc, cmd)
                 if _moved(res) or (res.HasField("error") and res.error.code):
-                    for prior in done if undo else ():
+                    for prior in done:
+                        back = pb.SqlWrite(
+                            sql=undo or "SELECT 1",
+                            span=_span(prior),
+                            schema_version=new,
+                            new_schema_version=old,
+                            ddl_table=table.name,
+                        )
                         self._cluster.sender.send(
                             prior,
                             pb.Command(
-                                write=pb.SqlWrite(sql=undo or "", span=_span(prior)),
-                                session_id=self._session,
-                                seq=self._next_internal()[1],
+                                write=back, session_id=self._session, seq=self._next_internal()[1]
                             ),
                         )
                     if _moved(res):
@@ -671,6 +691,8 @@ class Gateway:
             raise StatementError(
                 sqlstate.FEATURE_NOT_SUPPORTED, f"DROP {kind} is not supported yet"
             )
+        if isinstance(tree, exp.Alter) and str(tree.args.get("kind") or "").upper() == "TABLE":
+            return self._alter_table(tree, request)
         if isinstance(tree, (exp.Insert, exp.Update, exp.Delete)):
             return self._write(tree, request)
         if isinstance(tree, exp.Query):
@@ -771,6 +793,72 @@ class Gateway:
         )
         return pb.ExecuteResponse(rows_affected=-1)
 
+    def _alter_table(self, tree: exp.Alter, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
+        """ALTER TABLE t ADD [COLUMN] / RENAME COLUMN a TO b / DROP COLUMN, on every range.
+
+        Each range applies it and moves to the next schema version; statements planned for
+        the old version are refused by ranges at the new one (and the other way round) until
+        the catalog records the new definition, so no range serves a statement against the
+        wrong schema. If a range refuses the change, the ranges that took it undo it.
+        """
+        target = tree.this
+        if not isinstance(target, exp.Table) or not target.name:
+            raise StatementError(sqlstate.SYNTAX_ERROR, "ALTER TABLE needs a table name")
+        table = self._table(target.name)
+        actions = list(tree.args.get("actions") or [])
+        if len(actions) != 1:
+            raise StatementError(sqlstate.SYNTAX_ERROR, "ALTER TABLE takes one action")
+        action = actions[0]
+        quoted = _quote_ident
+        if isinstance(action, exp.ColumnDef):
+            undo: str | None = f"ALTER TABLE {quoted(table.name)} DROP COLUMN {quoted(action.name)}"
+        elif isinstance(action, exp.RenameColumn):
+            old, new = action.this.name, action.args["to"].name
+            undo = f"ALTER TABLE {quoted(table.name)} RENAME COLUMN {quoted(new)} TO {quoted(old)}"
+        elif (
+            isinstance(action, exp.Drop) and str(action.args.get("kind") or "").upper() == "COLUMN"
+        ):
+            undo = None  # a dropped column cannot come back; SQLite refuses it on every range
+        else:
+            raise StatementError(
+                sqlstate.FEATURE_NOT_SUPPORTED,
+                "ALTER TABLE supports ADD COLUMN, RENAME COLUMN and DROP COLUMN (not RENAME TO)",
+            )
+        sql = request.sql.strip().rstrip(";").strip()
+        failed = self._on_every_range(table, request, sql, undo)
+        if failed is not None:
+            return failed
+        table = self._table(table.name)
+        desc = self._ranges(table.name)[0]
+        version = int(table.schema_version) + 1
+        after = pb.TableDescriptor()
+        after.CopyFrom(table)
+        after.schema_version = version
+        res = self._read(
+            after,
+            desc,
+            "SELECT type, name, sql FROM sqlite_schema WHERE tbl_name = ? AND sql IS NOT NULL"
+            " ORDER BY type = 'table' DESC, name",
+            pb.ExecuteRequest(params=[pb.Value(text=table.name)]),
+        )
+        if res.HasField("error") and res.error.code:
+            return _error(res.error.code, res.error.message)
+        rows = [tuple(row_from_proto(r)) for r in res.rows]
+        create_sql = next(str(r[2]) for r in rows if r[0] == "table")
+        indexes = [(str(r[1]), str(r[2])) for r in rows if r[0] == "index"]
+        self._meta(
+            pb.MetaOp(
+                alter_table=pb.AlterTable(
+                    name=table.name,
+                    create_sql=create_sql,
+                    schema_version=version,
+                    index_names=[n for n, _ in indexes],
+                    index_sql=[q for _, q in indexes],
+                )
+            )
+        )
+        return pb.ExecuteResponse(rows_affected=-1)
+
     def _drop_index(self, tree: exp.Drop, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
         name = _drop_target(tree)
         self._cluster.refresh_catalog()
@@ -825,8 +913,11 @@ class Gateway:
         cmd = self._command(request, write=write)
         for attempt in _replans():
             ranges = self._ranges(table.name, refresh=attempt > 0)
+            if attempt:
+                table = self._table(table.name)
             desc = self._write_target(rewritten, table, ranges, request, sql)
             cmd.write.span.CopyFrom(_span(desc))
+            cmd.write.schema_version = table.schema_version
             res = self._cluster.sender.send(desc, cmd)
             if not _moved(res):
                 return _from_result(res)
@@ -927,7 +1018,10 @@ class Gateway:
         tables = [self._table(n) for n in names]
         for attempt in _replans():
             try:
-                plan = self._plan_select(tree, request, tables, refresh=attempt > 0)
+                if attempt:
+                    self._cluster.refresh_catalog()
+                    tables = [self._table(n) for n in names]
+                plan = self._plan_select(tree, request, tables, refresh=False)
                 return self._run_select(plan, request, trace)
             except _RangeMoved:
                 if trace is not None:
@@ -1036,9 +1130,11 @@ class Gateway:
     ) -> list[pb.CommandResult]:
         """Run each (range, sql) read in parallel; results in the same order."""
 
-        def one(desc: pb.RangeDescriptor, sql: str, named: bool) -> pb.CommandResult:
+        def one(
+            table: pb.TableDescriptor, desc: pb.RangeDescriptor, sql: str, named: bool
+        ) -> pb.CommandResult:
             started = time.perf_counter()
-            res = self._read(desc, sql, request, named_only=named)
+            res = self._read(table, desc, sql, request, named_only=named)
             if trace is not None:
                 leader = self._cluster.sender.leader_of(desc.range_id)
                 rows = f"{len(res.rows)} rows" if not res.error.code else res.error.code
@@ -1048,9 +1144,8 @@ class Gateway:
             return res
 
         if len(parts) == 1:
-            _t, desc, sql, named = parts[0]
-            return [one(desc, sql, named)]
-        jobs = [_FANOUT.submit(one, desc, sql, named) for _t, desc, sql, named in parts]
+            return [one(*parts[0])]
+        jobs = [_FANOUT.submit(one, *part) for part in parts]
         return [j.result() for j in jobs]
 
     def _local_query(
@@ -1091,6 +1186,10 @@ def _params(request: pb.ExecuteRequest, tree: exp.Expr) -> Params:
     )
     params.number(tree)
     return params
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _rows_response(columns: list[str], rows: list[tuple[object, ...]]) -> pb.ExecuteResponse:

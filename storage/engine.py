@@ -543,16 +543,41 @@ class Engine:
             conn.close()
         return (str(row[0]), bytes(row[1]), bytes(row[2])) if row else None
 
-    def set_span(self, table: str, start_key: bytes, end_key: bytes) -> None:
-        """Inside ``apply`` only."""
+    def _ensure_span_table(self) -> None:
         self._conn.execute(
             f"CREATE TABLE IF NOT EXISTS {_INTERNAL_PREFIX}span(id INTEGER PRIMARY KEY"
             " CHECK (id = 1), table_name TEXT NOT NULL, start_key BLOB NOT NULL,"
-            " end_key BLOB NOT NULL)"
+            " end_key BLOB NOT NULL, schema_version INTEGER NOT NULL DEFAULT 1)"
         )
+
+    def set_span(self, table: str, start_key: bytes, end_key: bytes) -> None:
+        """Inside ``apply`` only."""
+        self._ensure_span_table()
         self._conn.execute(
-            f"INSERT OR REPLACE INTO {_INTERNAL_PREFIX}span VALUES (1, ?, ?, ?)",
+            f"INSERT INTO {_INTERNAL_PREFIX}span(id, table_name, start_key, end_key)"
+            " VALUES (1, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET table_name = excluded.table_name,"
+            " start_key = excluded.start_key, end_key = excluded.end_key",
             (table, start_key, end_key),
+        )
+
+    def schema_version(self) -> int:
+        """The version of its table's schema this replica holds (1 until a DDL sets it)."""
+        with self._lock:
+            try:
+                row = self._conn.execute(
+                    f"SELECT schema_version FROM {_INTERNAL_PREFIX}span"
+                ).fetchone()
+            except apsw.SQLError:
+                return 1
+        return int(row[0]) if row else 1
+
+    def set_schema_version(self, table: str, version: int) -> None:
+        """Inside ``apply`` only (a replica without a span row gets the whole-table span)."""
+        self._ensure_span_table()
+        self._conn.execute(
+            f"INSERT INTO {_INTERNAL_PREFIX}span VALUES (1, ?, x'', x'', ?)"
+            " ON CONFLICT(id) DO UPDATE SET schema_version = excluded.schema_version",
+            (table, version),
         )
 
     def rows_outside_span(self) -> bool:
@@ -591,6 +616,7 @@ class Engine:
         voters: list[int],
         non_voters: list[int],
         generation: int,
+        schema_version: int = 1,
     ) -> int:
         """Write the replica file of a split's right-hand range: the rows of ``table`` in
         ``[start_key, end_key)`` read from the committed state of ``source_path``, its schema,
@@ -632,6 +658,7 @@ class Engine:
                 f" SELECT * FROM src.{_INTERNAL_PREFIX}sessions"
             )
             child.set_span(table, start_key, end_key)
+            child.set_schema_version(table, schema_version)
             child.set_replica_config(voters, non_voters, generation)
             conn.execute(
                 f"UPDATE {_INTERNAL_PREFIX}applied SET applied_index = ?, applied_term = 0",

@@ -250,3 +250,64 @@ def test_ranges_split_automatically_past_the_size_threshold(tmp_path: Path) -> N
         conn.close()
     finally:
         c.stop_all()
+
+
+def test_alter_table_reaches_every_range_and_old_plans_are_refused(
+    module_cluster: Cluster,
+) -> None:
+    import grpc
+
+    from proto import pb, rpc
+    from raftgroups import SECRET_METADATA_KEY
+
+    c = module_cluster
+    conn = sqlfront.connect(c.addrs())
+    conn.execute("CREATE TABLE alt(k INTEGER PRIMARY KEY, v TEXT)")
+    conn.execute("CREATE INDEX alt_v ON alt(v)")
+    conn.executemany("INSERT INTO alt VALUES (?, ?)", [(k, f"v{k}") for k in range(60)])
+    conn.execute("ALTER TABLE alt SPLIT AT VALUES (20), (40)")
+    conn.execute("ALTER TABLE alt ADD COLUMN n INTEGER DEFAULT 3")
+    conn.execute("ALTER TABLE alt RENAME COLUMN v TO label")
+    assert conn.execute("SELECT count(*), sum(n) FROM alt").fetchone() == (60, 180)
+    assert conn.execute("SELECT label FROM alt WHERE k = 45").fetchone() == ("v45",)
+    conn.execute("INSERT INTO alt(k, label, n) VALUES (100, 'x', 1)")
+    with pytest.raises(sqlfront.DatabaseError) as info:
+        conn.execute("ALTER TABLE alt ADD COLUMN bad NOT NULL")  # SQLite refuses: no range changes
+    assert "NOT NULL" in str(info.value)
+    with pytest.raises(sqlfront.DatabaseError) as info:
+        conn.execute("ALTER TABLE alt RENAME TO other")
+    assert info.value.sqlstate == "0A000"
+    # Every replica of every range holds the new schema (the index follows the rename).
+    ranges = _ranges(conn, "alt")
+    for r in ranges:
+        for node in (1, 2, 3):
+            db = sqlite3.connect(f"file:{c.data_dir(node)}/ranges/r{r[0]}.sqlite?mode=ro", uri=True)
+            try:
+                cols = [row[1] for row in db.execute("PRAGMA table_info(alt)")]
+                index = db.execute("SELECT sql FROM sqlite_schema WHERE name = 'alt_v'").fetchone()
+            finally:
+                db.close()
+            assert cols == ["k", "label", "n"], (r[0], node, cols)
+            assert index is not None and "label" in index[0]
+    # A statement planned against the old schema version is refused by the range.
+    with grpc.insecure_channel(c.addr(1)) as ch:
+        cat = rpc.AdminStub(ch).GetCatalog(pb.CatalogRequest(), timeout=10).catalog
+        table = next(t for t in cat.tables if t.name == "alt")
+        desc = next(d for d in cat.ranges if d.range_id == ranges[0][0])
+        old = pb.SqlRead(
+            sql="SELECT v FROM alt",
+            span=pb.Span(start_key=desc.start_key, end_key=desc.end_key),
+            schema_version=table.schema_version - 1,
+        )
+        meta = ((SECRET_METADATA_KEY, c.secret),)
+        answers = set()
+        for node_addr in (c.addr(i) for i in (1, 2, 3)):
+            with grpc.insecure_channel(node_addr) as ch2:
+                resp = rpc.InternalStub(ch2).RangeExecute(
+                    pb.RangeRequest(range_id=desc.range_id, command=pb.Command(read=old)),
+                    metadata=meta,
+                    timeout=10,
+                )
+                answers.add(resp.result.error.code or resp.error.code)
+        assert "AQ007" in answers  # the leader refuses; followers answer "not leader"
+    conn.close()
