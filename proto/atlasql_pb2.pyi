@@ -68,20 +68,22 @@ class ExecuteRequest(_message.Message):
     def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., session_id: _Optional[str] = ..., seq: _Optional[int] = ..., database: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[Row, _Mapping]]] = ...) -> None: ...
 
 class ExecuteResponse(_message.Message):
-    __slots__ = ("columns", "rows", "rows_affected", "last_insert_rowid", "error", "returns_rows")
+    __slots__ = ("columns", "rows", "rows_affected", "last_insert_rowid", "error", "returns_rows", "database")
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
     ROWS_AFFECTED_FIELD_NUMBER: _ClassVar[int]
     LAST_INSERT_ROWID_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RETURNS_ROWS_FIELD_NUMBER: _ClassVar[int]
+    DATABASE_FIELD_NUMBER: _ClassVar[int]
     columns: _containers.RepeatedScalarFieldContainer[str]
     rows: _containers.RepeatedCompositeFieldContainer[Row]
     rows_affected: int
     last_insert_rowid: int
     error: Error
     returns_rows: bool
-    def __init__(self, columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., rows_affected: _Optional[int] = ..., last_insert_rowid: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., returns_rows: _Optional[bool] = ...) -> None: ...
+    database: str
+    def __init__(self, columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., rows_affected: _Optional[int] = ..., last_insert_rowid: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., returns_rows: _Optional[bool] = ..., database: _Optional[str] = ...) -> None: ...
 
 class Locality(_message.Message):
     __slots__ = ("tiers",)
@@ -279,7 +281,7 @@ class ClusterStatusResponse(_message.Message):
     def __init__(self, nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ...) -> None: ...
 
 class RangeDescriptor(_message.Message):
-    __slots__ = ("range_id", "table", "start_key", "end_key", "replicas", "generation", "non_voters")
+    __slots__ = ("range_id", "table", "start_key", "end_key", "replicas", "generation", "non_voters", "database")
     RANGE_ID_FIELD_NUMBER: _ClassVar[int]
     TABLE_FIELD_NUMBER: _ClassVar[int]
     START_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -287,6 +289,7 @@ class RangeDescriptor(_message.Message):
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     NON_VOTERS_FIELD_NUMBER: _ClassVar[int]
+    DATABASE_FIELD_NUMBER: _ClassVar[int]
     range_id: int
     table: str
     start_key: bytes
@@ -294,35 +297,46 @@ class RangeDescriptor(_message.Message):
     replicas: _containers.RepeatedScalarFieldContainer[int]
     generation: int
     non_voters: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, range_id: _Optional[int] = ..., table: _Optional[str] = ..., start_key: _Optional[bytes] = ..., end_key: _Optional[bytes] = ..., replicas: _Optional[_Iterable[int]] = ..., generation: _Optional[int] = ..., non_voters: _Optional[_Iterable[int]] = ...) -> None: ...
+    database: str
+    def __init__(self, range_id: _Optional[int] = ..., table: _Optional[str] = ..., start_key: _Optional[bytes] = ..., end_key: _Optional[bytes] = ..., replicas: _Optional[_Iterable[int]] = ..., generation: _Optional[int] = ..., non_voters: _Optional[_Iterable[int]] = ..., database: _Optional[str] = ...) -> None: ...
 
 class TableDescriptor(_message.Message):
-    __slots__ = ("table_id", "name", "create_sql", "index_sql", "schema_version")
+    __slots__ = ("table_id", "name", "create_sql", "index_sql", "schema_version", "database")
     TABLE_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CREATE_SQL_FIELD_NUMBER: _ClassVar[int]
     INDEX_SQL_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DATABASE_FIELD_NUMBER: _ClassVar[int]
     table_id: int
     name: str
     create_sql: str
     index_sql: _containers.RepeatedScalarFieldContainer[str]
     schema_version: int
-    def __init__(self, table_id: _Optional[int] = ..., name: _Optional[str] = ..., create_sql: _Optional[str] = ..., index_sql: _Optional[_Iterable[str]] = ..., schema_version: _Optional[int] = ...) -> None: ...
+    database: str
+    def __init__(self, table_id: _Optional[int] = ..., name: _Optional[str] = ..., create_sql: _Optional[str] = ..., index_sql: _Optional[_Iterable[str]] = ..., schema_version: _Optional[int] = ..., database: _Optional[str] = ...) -> None: ...
+
+class DatabaseDescriptor(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class Catalog(_message.Message):
-    __slots__ = ("version", "nodes", "tables", "ranges", "max_range_id")
+    __slots__ = ("version", "nodes", "tables", "ranges", "max_range_id", "databases")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     TABLES_FIELD_NUMBER: _ClassVar[int]
     RANGES_FIELD_NUMBER: _ClassVar[int]
     MAX_RANGE_ID_FIELD_NUMBER: _ClassVar[int]
+    DATABASES_FIELD_NUMBER: _ClassVar[int]
     version: int
     nodes: _containers.RepeatedCompositeFieldContainer[NodeInfo]
     tables: _containers.RepeatedCompositeFieldContainer[TableDescriptor]
     ranges: _containers.RepeatedCompositeFieldContainer[RangeDescriptor]
     max_range_id: int
-    def __init__(self, version: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., tables: _Optional[_Iterable[_Union[TableDescriptor, _Mapping]]] = ..., ranges: _Optional[_Iterable[_Union[RangeDescriptor, _Mapping]]] = ..., max_range_id: _Optional[int] = ...) -> None: ...
+    databases: _containers.RepeatedCompositeFieldContainer[DatabaseDescriptor]
+    def __init__(self, version: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., tables: _Optional[_Iterable[_Union[TableDescriptor, _Mapping]]] = ..., ranges: _Optional[_Iterable[_Union[RangeDescriptor, _Mapping]]] = ..., max_range_id: _Optional[int] = ..., databases: _Optional[_Iterable[_Union[DatabaseDescriptor, _Mapping]]] = ...) -> None: ...
 
 class Command(_message.Message):
     __slots__ = ("proposer", "request_id", "session_id", "seq", "write", "read", "meta", "check", "barrier", "change_replicas", "split")
@@ -359,20 +373,22 @@ class Span(_message.Message):
     def __init__(self, start_key: _Optional[bytes] = ..., end_key: _Optional[bytes] = ...) -> None: ...
 
 class SplitRange(_message.Message):
-    __slots__ = ("split_key", "new_range_id", "span", "table", "voters", "non_voters")
+    __slots__ = ("split_key", "new_range_id", "span", "table", "voters", "non_voters", "database")
     SPLIT_KEY_FIELD_NUMBER: _ClassVar[int]
     NEW_RANGE_ID_FIELD_NUMBER: _ClassVar[int]
     SPAN_FIELD_NUMBER: _ClassVar[int]
     TABLE_FIELD_NUMBER: _ClassVar[int]
     VOTERS_FIELD_NUMBER: _ClassVar[int]
     NON_VOTERS_FIELD_NUMBER: _ClassVar[int]
+    DATABASE_FIELD_NUMBER: _ClassVar[int]
     split_key: bytes
     new_range_id: int
     span: Span
     table: str
     voters: _containers.RepeatedScalarFieldContainer[int]
     non_voters: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, split_key: _Optional[bytes] = ..., new_range_id: _Optional[int] = ..., span: _Optional[_Union[Span, _Mapping]] = ..., table: _Optional[str] = ..., voters: _Optional[_Iterable[int]] = ..., non_voters: _Optional[_Iterable[int]] = ...) -> None: ...
+    database: str
+    def __init__(self, split_key: _Optional[bytes] = ..., new_range_id: _Optional[int] = ..., span: _Optional[_Union[Span, _Mapping]] = ..., table: _Optional[str] = ..., voters: _Optional[_Iterable[int]] = ..., non_voters: _Optional[_Iterable[int]] = ..., database: _Optional[str] = ...) -> None: ...
 
 class ChangeReplicas(_message.Message):
     __slots__ = ("voters", "non_voters", "generation")
@@ -393,7 +409,7 @@ class ChecksumOp(_message.Message):
     def __init__(self) -> None: ...
 
 class SqlWrite(_message.Message):
-    __slots__ = ("sql", "params", "named_params", "insert_table", "batch", "span", "schema_version", "new_schema_version", "ddl_table")
+    __slots__ = ("sql", "params", "named_params", "insert_table", "batch", "span", "schema_version", "new_schema_version", "ddl_table", "ddl_database")
     class NamedParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -410,6 +426,7 @@ class SqlWrite(_message.Message):
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     NEW_SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     DDL_TABLE_FIELD_NUMBER: _ClassVar[int]
+    DDL_DATABASE_FIELD_NUMBER: _ClassVar[int]
     sql: str
     params: _containers.RepeatedCompositeFieldContainer[Value]
     named_params: _containers.MessageMap[str, Value]
@@ -419,7 +436,8 @@ class SqlWrite(_message.Message):
     schema_version: int
     new_schema_version: int
     ddl_table: str
-    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., insert_table: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., span: _Optional[_Union[Span, _Mapping]] = ..., schema_version: _Optional[int] = ..., new_schema_version: _Optional[int] = ..., ddl_table: _Optional[str] = ...) -> None: ...
+    ddl_database: str
+    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., insert_table: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., span: _Optional[_Union[Span, _Mapping]] = ..., schema_version: _Optional[int] = ..., new_schema_version: _Optional[int] = ..., ddl_table: _Optional[str] = ..., ddl_database: _Optional[str] = ...) -> None: ...
 
 class SqlRead(_message.Message):
     __slots__ = ("sql", "params", "named_params", "catalog", "span", "schema_version")
@@ -445,7 +463,7 @@ class SqlRead(_message.Message):
     def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., catalog: _Optional[bool] = ..., span: _Optional[_Union[Span, _Mapping]] = ..., schema_version: _Optional[int] = ...) -> None: ...
 
 class MetaOp(_message.Message):
-    __slots__ = ("register_node", "create_table", "drop_table", "add_index", "drop_index", "update_range", "allocate_range_ids", "upsert_ranges", "alter_table")
+    __slots__ = ("register_node", "create_table", "drop_table", "add_index", "drop_index", "update_range", "allocate_range_ids", "upsert_ranges", "alter_table", "create_database", "drop_database")
     REGISTER_NODE_FIELD_NUMBER: _ClassVar[int]
     CREATE_TABLE_FIELD_NUMBER: _ClassVar[int]
     DROP_TABLE_FIELD_NUMBER: _ClassVar[int]
@@ -455,6 +473,8 @@ class MetaOp(_message.Message):
     ALLOCATE_RANGE_IDS_FIELD_NUMBER: _ClassVar[int]
     UPSERT_RANGES_FIELD_NUMBER: _ClassVar[int]
     ALTER_TABLE_FIELD_NUMBER: _ClassVar[int]
+    CREATE_DATABASE_FIELD_NUMBER: _ClassVar[int]
+    DROP_DATABASE_FIELD_NUMBER: _ClassVar[int]
     register_node: NodeInfo
     create_table: CreateTable
     drop_table: DropTable
@@ -464,21 +484,25 @@ class MetaOp(_message.Message):
     allocate_range_ids: AllocateRangeIds
     upsert_ranges: UpsertRanges
     alter_table: AlterTable
-    def __init__(self, register_node: _Optional[_Union[NodeInfo, _Mapping]] = ..., create_table: _Optional[_Union[CreateTable, _Mapping]] = ..., drop_table: _Optional[_Union[DropTable, _Mapping]] = ..., add_index: _Optional[_Union[AddIndex, _Mapping]] = ..., drop_index: _Optional[_Union[DropIndex, _Mapping]] = ..., update_range: _Optional[_Union[UpdateRange, _Mapping]] = ..., allocate_range_ids: _Optional[_Union[AllocateRangeIds, _Mapping]] = ..., upsert_ranges: _Optional[_Union[UpsertRanges, _Mapping]] = ..., alter_table: _Optional[_Union[AlterTable, _Mapping]] = ...) -> None: ...
+    create_database: CreateDatabase
+    drop_database: DropDatabase
+    def __init__(self, register_node: _Optional[_Union[NodeInfo, _Mapping]] = ..., create_table: _Optional[_Union[CreateTable, _Mapping]] = ..., drop_table: _Optional[_Union[DropTable, _Mapping]] = ..., add_index: _Optional[_Union[AddIndex, _Mapping]] = ..., drop_index: _Optional[_Union[DropIndex, _Mapping]] = ..., update_range: _Optional[_Union[UpdateRange, _Mapping]] = ..., allocate_range_ids: _Optional[_Union[AllocateRangeIds, _Mapping]] = ..., upsert_ranges: _Optional[_Union[UpsertRanges, _Mapping]] = ..., alter_table: _Optional[_Union[AlterTable, _Mapping]] = ..., create_database: _Optional[_Union[CreateDatabase, _Mapping]] = ..., drop_database: _Optional[_Union[DropDatabase, _Mapping]] = ...) -> None: ...
 
 class AlterTable(_message.Message):
-    __slots__ = ("name", "create_sql", "schema_version", "index_names", "index_sql")
+    __slots__ = ("name", "create_sql", "schema_version", "index_names", "index_sql", "database")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CREATE_SQL_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     INDEX_NAMES_FIELD_NUMBER: _ClassVar[int]
     INDEX_SQL_FIELD_NUMBER: _ClassVar[int]
+    DATABASE_FIELD_NUMBER: _ClassVar[int]
     name: str
     create_sql: str
     schema_version: int
     index_names: _containers.RepeatedScalarFieldContainer[str]
     index_sql: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., create_sql: _Optional[str] = ..., schema_version: _Optional[int] = ..., index_names: _Optional[_Iterable[str]] = ..., index_sql: _Optional[_Iterable[str]] = ...) -> None: ...
+    database: str
+    def __init__(self, name: _Optional[str] = ..., create_sql: _Optional[str] = ..., schema_version: _Optional[int] = ..., index_names: _Optional[_Iterable[str]] = ..., index_sql: _Optional[_Iterable[str]] = ..., database: _Optional[str] = ...) -> None: ...
 
 class AllocateRangeIds(_message.Message):
     __slots__ = ("count",)
@@ -505,40 +529,66 @@ class UpdateRange(_message.Message):
     def __init__(self, range_id: _Optional[int] = ..., voters: _Optional[_Iterable[int]] = ..., non_voters: _Optional[_Iterable[int]] = ..., generation: _Optional[int] = ...) -> None: ...
 
 class CreateTable(_message.Message):
-    __slots__ = ("name", "create_sql", "replicas", "if_not_exists")
+    __slots__ = ("name", "create_sql", "replicas", "if_not_exists", "database")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CREATE_SQL_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     IF_NOT_EXISTS_FIELD_NUMBER: _ClassVar[int]
+    DATABASE_FIELD_NUMBER: _ClassVar[int]
     name: str
     create_sql: str
     replicas: _containers.RepeatedScalarFieldContainer[int]
     if_not_exists: bool
-    def __init__(self, name: _Optional[str] = ..., create_sql: _Optional[str] = ..., replicas: _Optional[_Iterable[int]] = ..., if_not_exists: _Optional[bool] = ...) -> None: ...
+    database: str
+    def __init__(self, name: _Optional[str] = ..., create_sql: _Optional[str] = ..., replicas: _Optional[_Iterable[int]] = ..., if_not_exists: _Optional[bool] = ..., database: _Optional[str] = ...) -> None: ...
 
 class DropTable(_message.Message):
-    __slots__ = ("name", "if_exists")
+    __slots__ = ("name", "if_exists", "database")
     NAME_FIELD_NUMBER: _ClassVar[int]
     IF_EXISTS_FIELD_NUMBER: _ClassVar[int]
+    DATABASE_FIELD_NUMBER: _ClassVar[int]
     name: str
     if_exists: bool
-    def __init__(self, name: _Optional[str] = ..., if_exists: _Optional[bool] = ...) -> None: ...
+    database: str
+    def __init__(self, name: _Optional[str] = ..., if_exists: _Optional[bool] = ..., database: _Optional[str] = ...) -> None: ...
 
 class AddIndex(_message.Message):
-    __slots__ = ("table", "index_sql", "index_name")
+    __slots__ = ("table", "index_sql", "index_name", "database")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     INDEX_SQL_FIELD_NUMBER: _ClassVar[int]
     INDEX_NAME_FIELD_NUMBER: _ClassVar[int]
+    DATABASE_FIELD_NUMBER: _ClassVar[int]
     table: str
     index_sql: str
     index_name: str
-    def __init__(self, table: _Optional[str] = ..., index_sql: _Optional[str] = ..., index_name: _Optional[str] = ...) -> None: ...
+    database: str
+    def __init__(self, table: _Optional[str] = ..., index_sql: _Optional[str] = ..., index_name: _Optional[str] = ..., database: _Optional[str] = ...) -> None: ...
 
 class DropIndex(_message.Message):
-    __slots__ = ("index_name",)
+    __slots__ = ("index_name", "database")
     INDEX_NAME_FIELD_NUMBER: _ClassVar[int]
+    DATABASE_FIELD_NUMBER: _ClassVar[int]
     index_name: str
-    def __init__(self, index_name: _Optional[str] = ...) -> None: ...
+    database: str
+    def __init__(self, index_name: _Optional[str] = ..., database: _Optional[str] = ...) -> None: ...
+
+class CreateDatabase(_message.Message):
+    __slots__ = ("name", "if_not_exists")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    IF_NOT_EXISTS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    if_not_exists: bool
+    def __init__(self, name: _Optional[str] = ..., if_not_exists: _Optional[bool] = ...) -> None: ...
+
+class DropDatabase(_message.Message):
+    __slots__ = ("name", "if_exists", "cascade")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    IF_EXISTS_FIELD_NUMBER: _ClassVar[int]
+    CASCADE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    if_exists: bool
+    cascade: bool
+    def __init__(self, name: _Optional[str] = ..., if_exists: _Optional[bool] = ..., cascade: _Optional[bool] = ...) -> None: ...
 
 class CommandResult(_message.Message):
     __slots__ = ("columns", "rows", "rows_affected", "last_insert_rowid", "error", "returns_rows", "applied_index")

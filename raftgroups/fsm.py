@@ -130,7 +130,7 @@ def _split_left(engine: Engine, split: pb.SplitRange) -> StatementResult:
     moved = engine.delete_from_key(table, split.split_key)
     voters, non_voters, generation = split_config(engine, split)
     engine.set_replica_config(voters, non_voters, generation)
-    engine.set_span(table, split.span.start_key, split.split_key)
+    engine.set_span(table, split.span.start_key, split.split_key, split.database)
     return StatementResult(
         columns=("moved_rows", "generation"), rows=((moved, generation),), returns_rows=True
     )
@@ -201,7 +201,9 @@ def apply(engine: Engine, command: pb.Command, index: int, term: int = 0) -> pb.
                 )
                 if w.new_schema_version and res.error is None:
                     span = eng.span()
-                    eng.set_schema_version(span[0] if span else w.ddl_table, w.new_schema_version)
+                    eng.set_schema_version(
+                        span[0] if span else w.ddl_table, w.new_schema_version, w.ddl_database
+                    )
         elif op == "meta":
             res = apply_meta(eng, command.meta)
         elif op == "barrier":

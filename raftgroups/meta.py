@@ -11,6 +11,13 @@ from proto import pb
 from storage import Engine, SqlFailure, StatementResult, sqlstate
 
 META_RANGE_ID = 1
+DEFAULT_DATABASE = "defaultdb"
+
+
+def db_name(name: str) -> str:
+    """A database name as stored ("" means defaultdb)."""
+    return name or DEFAULT_DATABASE
+
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS _atlas_meta_version(id INTEGER PRIMARY KEY CHECK (id = 1),"
@@ -18,15 +25,34 @@ _SCHEMA = (
     "INSERT OR IGNORE INTO _atlas_meta_version VALUES (1, 0, 1)",
     "CREATE TABLE IF NOT EXISTS _atlas_meta_nodes(node_id INTEGER PRIMARY KEY,"
     " address TEXT NOT NULL, locality BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS _atlas_meta_databases(name TEXT PRIMARY KEY COLLATE NOCASE)",
     "CREATE TABLE IF NOT EXISTS _atlas_meta_tables(table_id INTEGER PRIMARY KEY,"
-    " name TEXT NOT NULL UNIQUE COLLATE NOCASE, create_sql TEXT NOT NULL,"
-    " schema_version INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS _atlas_meta_indexes(name TEXT PRIMARY KEY COLLATE NOCASE,"
-    " table_name TEXT NOT NULL COLLATE NOCASE, index_sql TEXT NOT NULL)",
+    " database TEXT NOT NULL COLLATE NOCASE, name TEXT NOT NULL COLLATE NOCASE,"
+    " create_sql TEXT NOT NULL, schema_version INTEGER NOT NULL, UNIQUE(database, name))",
+    "CREATE TABLE IF NOT EXISTS _atlas_meta_indexes(database TEXT NOT NULL COLLATE NOCASE,"
+    " name TEXT NOT NULL COLLATE NOCASE, table_name TEXT NOT NULL COLLATE NOCASE,"
+    " index_sql TEXT NOT NULL, PRIMARY KEY(database, name))",
     "CREATE TABLE IF NOT EXISTS _atlas_meta_ranges(range_id INTEGER PRIMARY KEY,"
-    " table_name TEXT NOT NULL COLLATE NOCASE, start_key BLOB NOT NULL, end_key BLOB NOT NULL,"
-    " replicas TEXT NOT NULL, generation INTEGER NOT NULL, non_voters TEXT NOT NULL DEFAULT '')",
+    " database TEXT NOT NULL COLLATE NOCASE, table_name TEXT NOT NULL COLLATE NOCASE,"
+    " start_key BLOB NOT NULL, end_key BLOB NOT NULL, replicas TEXT NOT NULL,"
+    " generation INTEGER NOT NULL, non_voters TEXT NOT NULL DEFAULT '')",
 )
+
+
+def _table_exists(engine: Engine, database: str, name: str) -> bool:
+    return bool(
+        _q(
+            engine,
+            "SELECT 1 FROM _atlas_meta_tables WHERE database = ? AND name = ?",
+            (db_name(database), name),
+        ).rows
+    )
+
+
+def _database_exists(engine: Engine, database: str) -> bool:
+    if db_name(database).lower() == DEFAULT_DATABASE:
+        return True
+    return bool(_q(engine, "SELECT 1 FROM _atlas_meta_databases WHERE name = ?", (database,)).rows)
 
 
 def _q(engine: Engine, sql: str, params: tuple[object, ...] = ()) -> StatementResult:
@@ -65,8 +91,10 @@ def apply_meta(engine: Engine, op: pb.MetaOp) -> StatementResult:
         return StatementResult(rows_affected=1)
     if kind == "create_table":
         ct = op.create_table
-        exists = _q(engine, "SELECT 1 FROM _atlas_meta_tables WHERE name = ?", (ct.name,)).rows
-        if exists:
+        db = db_name(ct.database)
+        if not _database_exists(engine, db):
+            return _fail(sqlstate.UNDEFINED_DATABASE, f"database {db} does not exist")
+        if _table_exists(engine, db, ct.name):
             if ct.if_not_exists:
                 return StatementResult(rows_affected=0, columns=("range_id",), rows=((0,),))
             return _fail(sqlstate.DUPLICATE_TABLE, f"table {ct.name} already exists")
@@ -75,39 +103,41 @@ def apply_meta(engine: Engine, op: pb.MetaOp) -> StatementResult:
         _q(engine, "UPDATE _atlas_meta_version SET max_range_id = ? WHERE id = 1", (range_id,))
         _q(
             engine,
-            "INSERT INTO _atlas_meta_tables(name, create_sql, schema_version) VALUES (?, ?, 1)",
-            (ct.name, ct.create_sql),
+            "INSERT INTO _atlas_meta_tables(database, name, create_sql, schema_version)"
+            " VALUES (?, ?, ?, 1)",
+            (db, ct.name, ct.create_sql),
         )
         _q(
             engine,
-            "INSERT INTO _atlas_meta_ranges VALUES (?, ?, x'', x'', ?, 1, '')",
-            (range_id, ct.name, ",".join(str(r) for r in ct.replicas)),
+            "INSERT INTO _atlas_meta_ranges(range_id, database, table_name, start_key, end_key,"
+            " replicas, generation, non_voters) VALUES (?, ?, ?, x'', x'', ?, 1, '')",
+            (range_id, db, ct.name, ",".join(str(r) for r in ct.replicas)),
         )
         _bump(engine)
         return StatementResult(rows_affected=1, columns=("range_id",), rows=((range_id,),))
     if kind == "drop_table":
         dt = op.drop_table
-        exists = _q(engine, "SELECT 1 FROM _atlas_meta_tables WHERE name = ?", (dt.name,)).rows
-        if not exists:
+        db = db_name(dt.database)
+        if not _table_exists(engine, db, dt.name):
             if dt.if_exists:
                 return StatementResult(rows_affected=0)
             return _fail(sqlstate.UNDEFINED_TABLE, f"no such table: {dt.name}")
-        _q(engine, "DELETE FROM _atlas_meta_tables WHERE name = ?", (dt.name,))
-        _q(engine, "DELETE FROM _atlas_meta_indexes WHERE table_name = ?", (dt.name,))
-        _q(engine, "DELETE FROM _atlas_meta_ranges WHERE table_name = ?", (dt.name,))
+        _drop_tables(engine, db, dt.name)
         _bump(engine)
         return StatementResult(rows_affected=1)
     if kind == "add_index":
         ai = op.add_index
+        db = db_name(ai.database)
         _q(
             engine,
-            "INSERT OR REPLACE INTO _atlas_meta_indexes VALUES (?, ?, ?)",
-            (ai.index_name, ai.table, ai.index_sql),
+            "INSERT OR REPLACE INTO _atlas_meta_indexes VALUES (?, ?, ?, ?)",
+            (db, ai.index_name, ai.table, ai.index_sql),
         )
         _q(
             engine,
-            "UPDATE _atlas_meta_tables SET schema_version = schema_version + 1 WHERE name = ?",
-            (ai.table,),
+            "UPDATE _atlas_meta_tables SET schema_version = schema_version + 1"
+            " WHERE database = ? AND name = ?",
+            (db, ai.table),
         )
         _bump(engine)
         return StatementResult(rows_affected=1)
@@ -149,7 +179,7 @@ def apply_meta(engine: Engine, op: pb.MetaOp) -> StatementResult:
     if kind == "upsert_ranges":
         changed = 0
         for d in op.upsert_ranges.ranges:
-            if not _q(engine, "SELECT 1 FROM _atlas_meta_tables WHERE name = ?", (d.table,)).rows:
+            if not _table_exists(engine, d.database, d.table):
                 continue  # the table was dropped meanwhile
             row = _q(
                 engine,
@@ -170,9 +200,10 @@ def apply_meta(engine: Engine, op: pb.MetaOp) -> StatementResult:
                     continue
             _q(
                 engine,
-                "INSERT OR REPLACE INTO _atlas_meta_ranges(range_id, table_name, start_key,"
-                " end_key, replicas, non_voters, generation) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (d.range_id, d.table, *fields, d.generation),
+                "INSERT OR REPLACE INTO _atlas_meta_ranges(range_id, database, table_name,"
+                " start_key, end_key, replicas, non_voters, generation)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (d.range_id, db_name(d.database), d.table, *fields, d.generation),
             )
             changed += 1
         if changed:
@@ -180,30 +211,87 @@ def apply_meta(engine: Engine, op: pb.MetaOp) -> StatementResult:
         return StatementResult(rows_affected=changed)
     if kind == "alter_table":
         at = op.alter_table
-        if not _q(engine, "SELECT 1 FROM _atlas_meta_tables WHERE name = ?", (at.name,)).rows:
+        db = db_name(at.database)
+        if not _table_exists(engine, db, at.name):
             return _fail(sqlstate.UNDEFINED_TABLE, f"no such table: {at.name}")
         _q(
             engine,
-            "UPDATE _atlas_meta_tables SET create_sql = ?, schema_version = ? WHERE name = ?",
-            (at.create_sql, at.schema_version, at.name),
+            "UPDATE _atlas_meta_tables SET create_sql = ?, schema_version = ?"
+            " WHERE database = ? AND name = ?",
+            (at.create_sql, at.schema_version, db, at.name),
         )
-        _q(engine, "DELETE FROM _atlas_meta_indexes WHERE table_name = ?", (at.name,))
+        _q(
+            engine,
+            "DELETE FROM _atlas_meta_indexes WHERE database = ? AND table_name = ?",
+            (db, at.name),
+        )
         for name, sql in zip(at.index_names, at.index_sql, strict=True):
-            _q(engine, "INSERT INTO _atlas_meta_indexes VALUES (?, ?, ?)", (name, at.name, sql))
+            _q(
+                engine,
+                "INSERT INTO _atlas_meta_indexes VALUES (?, ?, ?, ?)",
+                (db, name, at.name, sql),
+            )
         _bump(engine)
         return StatementResult(rows_affected=1)
     if kind == "drop_index":
         di = op.drop_index
+        db = db_name(di.database)
         _q(
             engine,
-            "UPDATE _atlas_meta_tables SET schema_version = schema_version + 1 WHERE name ="
-            " (SELECT table_name FROM _atlas_meta_indexes WHERE name = ?)",
-            (di.index_name,),
+            "UPDATE _atlas_meta_tables SET schema_version = schema_version + 1 WHERE database = ?"
+            " AND name = (SELECT table_name FROM _atlas_meta_indexes WHERE database = ?"
+            " AND name = ?)",
+            (db, db, di.index_name),
         )
-        _q(engine, "DELETE FROM _atlas_meta_indexes WHERE name = ?", (di.index_name,))
+        _q(
+            engine,
+            "DELETE FROM _atlas_meta_indexes WHERE database = ? AND name = ?",
+            (db, di.index_name),
+        )
+        _bump(engine)
+        return StatementResult(rows_affected=1)
+    if kind == "create_database":
+        cd = op.create_database
+        if _database_exists(engine, cd.name):
+            if cd.if_not_exists:
+                return StatementResult(rows_affected=0)
+            return _fail(sqlstate.DUPLICATE_DATABASE, f"database {cd.name} already exists")
+        _q(engine, "INSERT INTO _atlas_meta_databases VALUES (?)", (cd.name,))
+        _bump(engine)
+        return StatementResult(rows_affected=1)
+    if kind == "drop_database":
+        dd = op.drop_database
+        if dd.name.lower() == DEFAULT_DATABASE:
+            return _fail(sqlstate.INVALID_PARAMETER, f"{DEFAULT_DATABASE} cannot be dropped")
+        if not _database_exists(engine, dd.name):
+            if dd.if_exists:
+                return StatementResult(rows_affected=0)
+            return _fail(sqlstate.UNDEFINED_DATABASE, f"database {dd.name} does not exist")
+        tables = _q(
+            engine, "SELECT count(*) FROM _atlas_meta_tables WHERE database = ?", (dd.name,)
+        ).rows[0][0]
+        if tables and not dd.cascade:
+            return _fail(
+                sqlstate.DEPENDENT_OBJECTS,
+                f"database {dd.name} has {tables} table(s): DROP DATABASE {dd.name} CASCADE"
+                " drops them too",
+            )
+        _drop_tables(engine, dd.name, None)
+        _q(engine, "DELETE FROM _atlas_meta_databases WHERE name = ?", (dd.name,))
         _bump(engine)
         return StatementResult(rows_affected=1)
     raise ValueError(f"unknown meta operation {kind!r}")
+
+
+def _drop_tables(engine: Engine, database: str, name: str | None) -> None:
+    """Forget one table (or every table of a database), its indexes and its ranges."""
+    where, params = "database = ?", [database]
+    if name is not None:
+        where, params = "database = ? AND name = ?", [database, name]
+    idx_where = where.replace("name", "table_name")
+    _q(engine, f"DELETE FROM _atlas_meta_tables WHERE {where}", tuple(params))
+    _q(engine, f"DELETE FROM _atlas_meta_indexes WHERE {idx_where}", tuple(params))
+    _q(engine, f"DELETE FROM _atlas_meta_ranges WHERE {idx_where}", tuple(params))
 
 
 def read_catalog(engine: Engine) -> pb.Catalog:
@@ -220,28 +308,42 @@ def read_catalog(engine: Engine) -> pb.Catalog:
         loc = pb.Locality()
         loc.ParseFromString(bytes(locality))
         cat.nodes.add(node_id=int(node_id), address=str(address), locality=loc)
-    indexes: dict[str, list[str]] = {}
-    for table_name, index_sql in engine.query(
-        "SELECT table_name, index_sql FROM _atlas_meta_indexes ORDER BY name"
+    for (name,) in engine.query("SELECT name FROM _atlas_meta_databases ORDER BY name").rows:
+        cat.databases.add(name=str(name))
+    indexes: dict[tuple[str, str], list[str]] = {}
+    for database, table_name, index_sql in engine.query(
+        "SELECT database, table_name, index_sql FROM _atlas_meta_indexes ORDER BY name"
     ).rows:
-        indexes.setdefault(str(table_name).lower(), []).append(str(index_sql))
-    for table_id, name, create_sql, schema_version in engine.query(
-        "SELECT table_id, name, create_sql, schema_version FROM _atlas_meta_tables"
+        key = (str(database).lower(), str(table_name).lower())
+        indexes.setdefault(key, []).append(str(index_sql))
+    for table_id, database, name, create_sql, schema_version in engine.query(
+        "SELECT table_id, database, name, create_sql, schema_version FROM _atlas_meta_tables"
         " ORDER BY table_id"
     ).rows:
         cat.tables.add(
             table_id=int(table_id),
+            database=str(database),
             name=str(name),
             create_sql=str(create_sql),
-            index_sql=indexes.get(str(name).lower(), []),
+            index_sql=indexes.get((str(database).lower(), str(name).lower()), []),
             schema_version=int(schema_version),
         )
-    for range_id, table_name, start_key, end_key, replicas, generation, non_voters in engine.query(
-        "SELECT range_id, table_name, start_key, end_key, replicas, generation, non_voters"
-        " FROM _atlas_meta_ranges ORDER BY range_id"
+    for (
+        range_id,
+        database,
+        table_name,
+        start_key,
+        end_key,
+        replicas,
+        generation,
+        non_voters,
+    ) in engine.query(
+        "SELECT range_id, database, table_name, start_key, end_key, replicas, generation,"
+        " non_voters FROM _atlas_meta_ranges ORDER BY range_id"
     ).rows:
         cat.ranges.add(
             range_id=int(range_id),
+            database=str(database),
             table=str(table_name),
             start_key=bytes(start_key),
             end_key=bytes(end_key),

@@ -219,6 +219,7 @@ class Store:
             non_voters=non_voters,
             generation=generation,
             schema_version=group.engine.schema_version(),
+            database=split.database,
         )
         log.info("range %d: split off range %d (%d rows)", group.range_id, rhs, copied)
 
@@ -287,12 +288,16 @@ class Store:
             groups = [r.group for r in self._replicas.values()]
         return [g for g in groups if g.is_leader()]
 
-    def replica_span(self, range_id: int) -> tuple[str, bytes, bytes] | None:
-        """(table, start, end) of a local replica, open or only on disk; None if unknown."""
+    def replica_span(self, range_id: int) -> tuple[str, bytes, bytes, str] | None:
+        """(table, start, end, database) of a local replica, open or only on disk; None if
+        it holds no span record."""
         with self._lock:
             rep = self._replicas.get(range_id)
         if rep is not None:
-            return rep.group.engine.span()
+            span = rep.group.engine.span()
+            if span is None:
+                return None
+            return (*span, rep.group.engine.span_database())
         path = self._db_path(range_id)
         return Engine.read_span(path) if os.path.exists(path) else None
 

@@ -6,6 +6,12 @@ import threading
 
 from proto import pb
 
+DEFAULT_DATABASE = "defaultdb"
+
+
+def _db(name: str) -> str:
+    return (name or DEFAULT_DATABASE).lower()
+
 
 class CatalogCache:
     """Latest catalog seen by this node; replaced only by a newer version."""
@@ -30,17 +36,25 @@ class CatalogCache:
             self._catalog = catalog
             return True
 
-    def table(self, name: str) -> pb.TableDescriptor | None:
-        low = name.lower()
+    def table(self, name: str, database: str = "") -> pb.TableDescriptor | None:
+        low, db = name.lower(), _db(database)
         for t in self.snapshot().tables:
-            if t.name.lower() == low:
+            if t.name.lower() == low and _db(t.database) == db:
                 found: pb.TableDescriptor = t
                 return found
         return None
 
-    def ranges_of(self, table: str) -> list[pb.RangeDescriptor]:
-        low = table.lower()
-        return [r for r in self.snapshot().ranges if r.table.lower() == low]
+    def ranges_of(self, table: str, database: str = "") -> list[pb.RangeDescriptor]:
+        low, db = table.lower(), _db(database)
+        return [
+            r for r in self.snapshot().ranges if r.table.lower() == low and _db(r.database) == db
+        ]
+
+    def database_exists(self, name: str) -> bool:
+        db = _db(name)
+        return db == DEFAULT_DATABASE or any(
+            d.name.lower() == db for d in self.snapshot().databases
+        )
 
     def range(self, range_id: int) -> pb.RangeDescriptor | None:
         for r in self.snapshot().ranges:

@@ -416,7 +416,8 @@ class Connection:
 
     @property
     def database(self) -> str:
-        """The database name sent with every request (empty = the default database)."""
+        """The session's database, sent with every request (empty = ``defaultdb``); ``USE d``
+        or ``SET database = d`` changes it."""
         return self._database
 
     @property
@@ -609,6 +610,8 @@ class Connection:
         response = self._send(request)
         if response.HasField("error") and (response.error.code or response.error.message):
             raise error_from_proto(response.error)
+        if response.database:  # USE d / SET database = d
+            self._database = response.database
         return response
 
     def _send(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:

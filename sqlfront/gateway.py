@@ -16,6 +16,7 @@ so a multi-range write never half-applies.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import datetime
 import functools
@@ -68,15 +69,31 @@ _RELOCATE_RE = re.compile(
     re.I,
 )
 _SPLIT_RE = re.compile(
-    r"^\s*ALTER\s+TABLE\s+(?P<table>[A-Za-z_][A-Za-z0-9_]*|\"[^\"]+\")\s+SPLIT\s+AT\s+"
+    r"^\s*ALTER\s+TABLE\s+(?P<table>(?:[A-Za-z_][A-Za-z0-9_]*\.)?(?:[A-Za-z_][A-Za-z0-9_]*|\"[^\"]+\"))"
+    r"\s+SPLIT\s+AT\s+"
     r"(?P<values>VALUES\s*\(.*?)\s*;?\s*$",
     re.I | re.S,
 )
 _SHOW_RANGES_RE = re.compile(
-    r"^\s*SHOW\s+RANGES(?:\s+FROM\s+TABLE\s+(?P<table>[A-Za-z_][A-Za-z0-9_]*|\"[^\"]+\"))?"
+    r"^\s*SHOW\s+RANGES(?:\s+FROM\s+TABLE\s+"
+    r"(?P<table>(?:[A-Za-z_][A-Za-z0-9_]*\.)?(?:[A-Za-z_][A-Za-z0-9_]*|\"[^\"]+\")))?"
     r"\s*;?\s*$",
     re.I,
 )
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_DATABASE_RE = re.compile(
+    rf"^\s*(?:(?P<create>CREATE)\s+DATABASE\s+(?P<cine>IF\s+NOT\s+EXISTS\s+)?(?P<cname>{_NAME})"
+    rf"|(?P<drop>DROP)\s+DATABASE\s+(?P<die>IF\s+EXISTS\s+)?(?P<dname>{_NAME})"
+    r"(?:\s+(?P<mode>CASCADE|RESTRICT))?"
+    rf"|USE\s+(?P<use>{_NAME})"
+    rf"|SET\s+(?:SESSION\s+)?DATABASE\s*(?:=|TO)\s*'?(?P<set>{_NAME})'?"
+    r"|(?P<showdb>SHOW\s+DATABASES)"
+    rf"|(?P<showtables>SHOW\s+TABLES)(?:\s+FROM\s+(?P<from>{_NAME}))?)\s*;?\s*$",
+    re.I,
+)
+_DB: contextvars.ContextVar[str] = contextvars.ContextVar("atlasql_database", default="")
+"""The database the statement being executed works in ("" = defaultdb)."""
+
 _REPLAN_BUDGET = 10.0  # seconds of re-planning after "range moved" (a split raced with us)
 
 
@@ -102,7 +119,8 @@ _EXPLAIN_RE = re.compile(
     r"^\s*EXPLAIN\s+(?P<analyze>ANALYZE\s+)?(?!QUERY\s+PLAN\b)(?P<stmt>.+)$", re.I | re.S
 )
 _CHECK_RE = re.compile(
-    r"^\s*CHECK\s+CONSISTENCY(?:\s+FROM\s+TABLE\s+(?P<table>[A-Za-z_][A-Za-z0-9_]*))?\s*;?\s*$",
+    r"^\s*CHECK\s+CONSISTENCY(?:\s+FROM\s+TABLE\s+"
+    r"(?P<table>(?:[A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*))?\s*;?\s*$",
     re.I,
 )
 
@@ -132,7 +150,7 @@ class Cluster(Protocol):
         self, range_id: int, voters: list[int], non_voters: list[int]
     ) -> pb.RangeDescriptor: ...
 
-    def split_range(self, table: str, split_key: bytes) -> tuple[int, int]: ...
+    def split_range(self, table: str, split_key: bytes, database: str = "") -> tuple[int, int]: ...
 
     def range_leaders(self) -> dict[int, int]: ...
 
@@ -231,6 +249,14 @@ def _from_result(res: pb.CommandResult) -> pb.ExecuteResponse:
     return resp
 
 
+def _in_current_database(database: str) -> bool:
+    return (database or "defaultdb").lower() == (_DB.get() or "defaultdb").lower()
+
+
+def _cte_names(tree: exp.Expr) -> set[str]:
+    return {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+
+
 def _table_names(tree: exp.Expr) -> list[str]:
     """Names of real tables referenced (CTE names excluded), in order of appearance."""
     ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
@@ -258,6 +284,21 @@ class Gateway:
     # -- entry point -------------------------------------------------------------------------
 
     def execute(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
+        token = _DB.set(request.database if request.database.lower() != "defaultdb" else "")
+        try:
+            return self._execute(request)
+        finally:
+            _DB.reset(token)
+
+    def _execute(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
+        database = _DATABASE_RE.match(request.sql)
+        if database:
+            try:
+                return self._database_statement(database)
+            except (StatementError, RangeUnavailableError) as exc:
+                return _error(exc.code, exc.message)
+        if _DB.get() and not self._database_exists(_DB.get()):
+            return _error(sqlstate.UNDEFINED_DATABASE, f"database {_DB.get()} does not exist")
         replicas = _REPLICAS_RE.match(request.sql)
         if replicas:
             try:
@@ -283,8 +324,11 @@ class Gateway:
         if split or show:
             try:
                 if split:
-                    return self._split(_ident(split.group("table")), split.group("values"))
-                return self._show_ranges(_ident(show.group("table")) if show else None)
+                    return self._split(
+                        self._scoped_name(split.group("table")), split.group("values")
+                    )
+                name = show.group("table") if show else None
+                return self._show_ranges(self._scoped_name(name) if name else None)
             except SqlError as exc:
                 return _error(exc.code, exc.message, exc.position, exc.line, exc.column)
             except (StatementError, RangeUnavailableError) as exc:
@@ -303,7 +347,8 @@ class Gateway:
         check = _CHECK_RE.match(request.sql)
         if check:
             try:
-                return self._check_consistency(check.group("table"))
+                name = check.group("table")
+                return self._check_consistency(self._scoped_name(name) if name else None)
             except StatementError as exc:
                 return _error(exc.code, exc.message)
             except RangeUnavailableError as exc:
@@ -319,6 +364,7 @@ class Gateway:
             )
         tree = statements[0]
         try:
+            tree, request = self._scope_database(tree, request)
             return self._dispatch(tree, request)
         except SqlError as exc:
             return _error(exc.code, exc.message, exc.position, exc.line, exc.column)
@@ -327,6 +373,104 @@ class Gateway:
         except RangeUnavailableError as exc:
             return _error(exc.code, exc.message)
 
+    # -- databases ---------------------------------------------------------------------------
+
+    def _database_exists(self, name: str) -> bool:
+        if self._cluster.catalog.database_exists(name):
+            return True
+        self._cluster.refresh_catalog()
+        return self._cluster.catalog.database_exists(name)
+
+    def _database_statement(self, m: re.Match[str]) -> pb.ExecuteResponse:
+        """CREATE/DROP DATABASE, USE / SET database, SHOW DATABASES, SHOW TABLES [FROM d]."""
+        if m.group("create"):
+            name = m.group("cname")
+            self._meta(
+                pb.MetaOp(
+                    create_database=pb.CreateDatabase(
+                        name=name, if_not_exists=bool(m.group("cine"))
+                    )
+                )
+            )
+            return pb.ExecuteResponse(rows_affected=-1)
+        if m.group("drop"):
+            name = m.group("dname")
+            cascade = (m.group("mode") or "").upper() == "CASCADE"
+            self._meta(
+                pb.MetaOp(
+                    drop_database=pb.DropDatabase(
+                        name=name, if_exists=bool(m.group("die")), cascade=cascade
+                    )
+                )
+            )
+            return pb.ExecuteResponse(rows_affected=-1)
+        if m.group("use") or m.group("set"):
+            name = m.group("use") or m.group("set")
+            if not self._database_exists(name):
+                raise StatementError(sqlstate.UNDEFINED_DATABASE, f"database {name} does not exist")
+            return pb.ExecuteResponse(rows_affected=-1, database=name)
+        self._cluster.refresh_catalog()
+        cat = self._cluster.catalog.snapshot()
+        if m.group("showdb"):
+            names = ["defaultdb"] + sorted(d.name for d in cat.databases)
+            return _rows_response(["database_name"], [(n,) for n in names])
+        db = m.group("from") or _DB.get() or "defaultdb"
+        if not self._database_exists(db):
+            raise StatementError(sqlstate.UNDEFINED_DATABASE, f"database {db} does not exist")
+        tables = sorted(
+            t.name for t in cat.tables if (t.database or "defaultdb").lower() == db.lower()
+        )
+        return _rows_response(["table_name"], [(t,) for t in tables])
+
+    def _scoped_name(self, name: str) -> str:
+        """``d.t`` -> ``t``, working in database d from now on; quotes removed."""
+        if not name.startswith('"') and "." in name:
+            db, name = name.split(".", 1)
+            db = "" if db.lower() == "defaultdb" else db
+            if db and not self._database_exists(db):
+                raise StatementError(sqlstate.UNDEFINED_DATABASE, f"database {db} does not exist")
+            _DB.set(db)
+        return _ident(name)
+
+    def _scope_database(
+        self, tree: exp.Expr, request: pb.ExecuteRequest
+    ) -> tuple[exp.Expr, pb.ExecuteRequest]:
+        """A statement works in one database: the session's, or the one its qualified names
+        (``d.t``) name. Qualifiers are stripped (ranges hold bare table names)."""
+        qualified = {t.db.lower() for t in tree.find_all(exp.Table) if t.db}
+        if not qualified:
+            return tree, request
+        if len(qualified) > 1:
+            raise StatementError(
+                sqlstate.FEATURE_NOT_SUPPORTED,
+                "a statement over tables of several databases is not supported yet",
+            )
+        db = qualified.pop()
+        db = "" if db == "defaultdb" else db
+        if db and not self._database_exists(db):
+            raise StatementError(sqlstate.UNDEFINED_DATABASE, f"database {db} does not exist")
+        current = _DB.get().lower()
+        unqualified = [
+            t
+            for t in tree.find_all(exp.Table)
+            if not t.db and t.name.lower() not in _cte_names(tree)
+        ]
+        if unqualified and db != current:
+            raise StatementError(
+                sqlstate.FEATURE_NOT_SUPPORTED,
+                "a statement over tables of several databases is not supported yet",
+            )
+        stripped = tree.copy()
+        for t in stripped.find_all(exp.Table):
+            if t.db:
+                t.set("db", None)
+        _DB.set(db)
+        scoped = pb.ExecuteRequest()
+        scoped.CopyFrom(request)
+        scoped.sql = to_sql(stripped)
+        scoped.database = db
+        return stripped, scoped
+
     # -- admin statements --------------------------------------------------------------------
 
     def _check_consistency(self, table: str | None) -> pb.ExecuteResponse:
@@ -334,7 +478,7 @@ class Gateway:
         self._cluster.refresh_catalog()
         if table:
             self._table(table)
-            ranges = list(self._cluster.catalog.ranges_of(table))
+            ranges = list(self._cluster.catalog.ranges_of(table, _DB.get()))
         else:
             meta = self._cluster.meta_descriptor()
             ranges = ([meta] if meta is not None else []) + list(
@@ -448,7 +592,7 @@ class Gateway:
                 )
             _check_key_values(shape, row)
             key = encode_prefix(list(row))
-            left, right = self._cluster.split_range(table.name, key)
+            left, right = self._cluster.split_range(table.name, key, _DB.get())
             out.append((left, right, format_key(key)))
         return pb.ExecuteResponse(
             columns=["range_id", "new_range_id", "split_key"],
@@ -525,9 +669,13 @@ class Gateway:
         self._cluster.refresh_catalog()
         if name is not None:
             self._table(name)
-            ranges = self._cluster.catalog.ranges_of(name)
-        else:
-            ranges = list(self._cluster.catalog.snapshot().ranges)
+            ranges = self._cluster.catalog.ranges_of(name, _DB.get())
+        else:  # every range of the current database's tables
+            ranges = [
+                r
+                for r in self._cluster.catalog.snapshot().ranges
+                if _in_current_database(r.database)
+            ]
         ranges = sorted(ranges, key=lambda d: (d.table.lower(), d.start_key))
         leaders = self._cluster.range_leaders()
         rows = [
@@ -583,10 +731,11 @@ class Gateway:
     def _table(self, name: str) -> pb.TableDescriptor:
         if name.lower().startswith(_RESERVED_PREFIXES):
             raise StatementError(sqlstate.INSUFFICIENT_PRIVILEGE, f"{name} is reserved for atlasql")
-        table = self._cluster.catalog.table(name)
+        db = _DB.get()
+        table = self._cluster.catalog.table(name, db)
         if table is None:
             self._cluster.refresh_catalog()
-            table = self._cluster.catalog.table(name)
+            table = self._cluster.catalog.table(name, db)
         if table is None:
             raise StatementError(sqlstate.UNDEFINED_TABLE, f"no such table: {name}")
         return table
@@ -595,10 +744,10 @@ class Gateway:
         """The table's ranges in key order."""
         if refresh:
             self._cluster.refresh_catalog()
-        ranges = self._cluster.catalog.ranges_of(table)
+        ranges = self._cluster.catalog.ranges_of(table, _DB.get())
         if not ranges:
             self._cluster.refresh_catalog()
-            ranges = self._cluster.catalog.ranges_of(table)
+            ranges = self._cluster.catalog.ranges_of(table, _DB.get())
         if not ranges:
             raise StatementError(sqlstate.RANGE_NOT_FOUND, f"table {table} has no range")
         return sorted(ranges, key=lambda d: d.start_key)
@@ -640,6 +789,7 @@ class Gateway:
                     schema_version=old,
                     new_schema_version=new,
                     ddl_table=table.name,
+                    ddl_database=_DB.get(),
                 )
                 cmd = self._command(request, write=ddl)
                 if done:
@@ -729,10 +879,6 @@ class Gateway:
             raise StatementError(
                 sqlstate.FEATURE_NOT_SUPPORTED, "temporary tables are not supported"
             )
-        if isinstance(table_expr, exp.Table) and table_expr.db:
-            raise StatementError(
-                sqlstate.FEATURE_NOT_SUPPORTED, "schema-qualified names are not supported yet"
-            )
         create_sql = request.sql.strip().rstrip(";").strip()
         replicas = self._cluster.choose_replicas(3)
         if not replicas:
@@ -744,6 +890,7 @@ class Gateway:
                     create_sql=create_sql,
                     replicas=replicas,
                     if_not_exists=bool(tree.args.get("exists")),
+                    database=_DB.get(),
                 )
             )
         )
@@ -759,7 +906,9 @@ class Gateway:
         )
         if ddl.HasField("error") and ddl.error.code:
             # The catalog entry must not outlive a schema the range refused.
-            self._meta(pb.MetaOp(drop_table=pb.DropTable(name=name, if_exists=True)))
+            self._meta(
+                pb.MetaOp(drop_table=pb.DropTable(name=name, if_exists=True, database=_DB.get()))
+            )
             return _error(ddl.error.code, ddl.error.message)
         return pb.ExecuteResponse(rows_affected=-1)
 
@@ -768,7 +917,11 @@ class Gateway:
         if name.lower().startswith(_RESERVED_PREFIXES):
             raise StatementError(sqlstate.INSUFFICIENT_PRIVILEGE, f"{name} is reserved for atlasql")
         self._meta(
-            pb.MetaOp(drop_table=pb.DropTable(name=name, if_exists=bool(tree.args.get("exists"))))
+            pb.MetaOp(
+                drop_table=pb.DropTable(
+                    name=name, if_exists=bool(tree.args.get("exists")), database=_DB.get()
+                )
+            )
         )
         return pb.ExecuteResponse(rows_affected=-1)
 
@@ -789,7 +942,11 @@ class Gateway:
         if failed is not None:
             return failed
         self._meta(
-            pb.MetaOp(add_index=pb.AddIndex(table=table.name, index_sql=sql, index_name=index.name))
+            pb.MetaOp(
+                add_index=pb.AddIndex(
+                    table=table.name, index_sql=sql, index_name=index.name, database=_DB.get()
+                )
+            )
         )
         return pb.ExecuteResponse(rows_affected=-1)
 
@@ -849,6 +1006,7 @@ class Gateway:
         self._meta(
             pb.MetaOp(
                 alter_table=pb.AlterTable(
+                    database=_DB.get(),
                     name=table.name,
                     create_sql=create_sql,
                     schema_version=version,
@@ -863,6 +1021,8 @@ class Gateway:
         name = _drop_target(tree)
         self._cluster.refresh_catalog()
         for table in self._cluster.catalog.snapshot().tables:
+            if not _in_current_database(table.database):
+                continue
             for index_sql in table.index_sql:
                 created = parse(index_sql)[0]
                 if created.this is not None and created.this.name.lower() == name.lower():
@@ -870,7 +1030,13 @@ class Gateway:
                     failed = self._on_every_range(table, request, sql, None)
                     if failed is not None:
                         return failed
-                    self._meta(pb.MetaOp(drop_index=pb.DropIndex(index_name=created.this.name)))
+                    self._meta(
+                        pb.MetaOp(
+                            drop_index=pb.DropIndex(
+                                index_name=created.this.name, database=_DB.get()
+                            )
+                        )
+                    )
                     return pb.ExecuteResponse(rows_affected=-1)
         if tree.args.get("exists"):
             return pb.ExecuteResponse(rows_affected=-1)

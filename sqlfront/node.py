@@ -567,7 +567,7 @@ class Node:
             self.state.replicas[range_id] = list(voters)
             self.state.save()
 
-    def split_range(self, table: str, split_key: bytes) -> tuple[int, int]:
+    def split_range(self, table: str, split_key: bytes, database: str = "") -> tuple[int, int]:
         """Split the range of ``table`` holding ``split_key`` there; (left id, right id).
 
         The split is one entry in the range's log: every replica keeps the left half and
@@ -579,7 +579,7 @@ class Node:
         """
         for _attempt in range(5):
             self.refresh_catalog()
-            desc = range_for_key(self.catalog.ranges_of(table), split_key)
+            desc = range_for_key(self.catalog.ranges_of(table, database), split_key)
             if desc is None:
                 raise RangeUnavailableError(sqlstate.RANGE_NOT_FOUND, f"table {table} has no range")
             if desc.start_key == split_key:
@@ -591,6 +591,7 @@ class Node:
                 new_range_id=new_id,
                 span=pb.Span(start_key=desc.start_key, end_key=desc.end_key),
                 table=desc.table,
+                database=desc.database,
             )
             cmd = pb.Command(split=split)
             cmd.session_id, cmd.seq = f"split-{uuid.uuid4().hex}", 1
@@ -626,7 +627,7 @@ class Node:
                 continue
             self._split_checked[rid] = now
             desc = self.catalog.range(rid)
-            table = self.catalog.table(desc.table) if desc is not None else None
+            table = self.catalog.table(desc.table, desc.database) if desc is not None else None
             if desc is None or table is None:
                 continue
             try:
@@ -640,7 +641,7 @@ class Node:
             if shape.unique_beyond_key or not shape.binary_key:
                 continue  # such tables cannot split (see the gateway's SPLIT AT)
             try:
-                left, right = self.split_range(table.name, key)
+                left, right = self.split_range(table.name, key, table.database)
             except RangeUnavailableError as exc:
                 log.warning(
                     "n%d: automatic split of range %d failed: %s", self.node_id, rid, exc.message
@@ -685,6 +686,7 @@ class Node:
                 pb.RangeDescriptor(
                     range_id=range_id,
                     table=span[0],
+                    database=group.engine.span_database(),
                     start_key=span[1],
                     end_key=span[2],
                     replicas=voters,
@@ -835,7 +837,7 @@ class Node:
             if self.node_id in r.replicas or self.node_id in r.non_voters:
                 wanted[r.range_id] = r
         changed = False
-        tables = {t.name.lower() for t in cat.tables}
+        tables = {(t.database or "defaultdb").lower() + "." + t.name.lower() for t in cat.tables}
         listed = {r.range_id for r in cat.ranges}
         for range_id, desc in wanted.items():
             peers = list(desc.replicas)
@@ -870,7 +872,9 @@ class Node:
     def _split_child_table(self, range_id: int) -> str:
         """The table a local replica with a span holds ('' if none or unknown)."""
         span = self.store.replica_span(range_id)
-        return span[0].lower() if span is not None else ""
+        if span is None:
+            return ""
+        return (span[3] or "defaultdb").lower() + "." + span[0].lower()
 
     def _open_meta(self, campaign: bool) -> None:
         if self.node_id in self.state.meta_replicas:

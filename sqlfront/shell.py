@@ -38,7 +38,7 @@ from sqlfront.driver import Connection, DatabaseError, Error, connect
 from sqlfront.format import FORMATS, format_result, format_status, statement_kind
 from sqlfront.shellcopy import CopyError, run_copy
 from sqlfront.shellmeta import (
-    DATABASES,
+    DEFAULT_DATABASE,
     HELP,
     CatalogView,
     Listing,
@@ -46,6 +46,7 @@ from sqlfront.shellmeta import (
     MetaSyntaxError,
     catalog_view,
     complete,
+    database_names,
     describe_table,
     indexes_listing,
     nodes_listing,
@@ -452,7 +453,7 @@ class Shell:
             if quiet:
                 return self.view
             raise _MetaError(f"cannot read the catalog: {resp.error.message} ({resp.error.code})")
-        self.view = catalog_view(resp.catalog)
+        self.view = catalog_view(resp.catalog, self.conn.database)
         return self.view
 
     def cluster_status(self) -> pb.ClusterStatusResponse:
@@ -607,17 +608,22 @@ def _meta_expanded(shell: Shell, command: MetaCommand) -> None:
 
 def _meta_list_databases(shell: Shell, command: MetaCommand) -> None:
     _no_args(command)
-    shell.emit_listing(Listing(("database_name",), [(d,) for d in DATABASES], "List of databases"))
+    names = database_names(shell.refresh_catalog().catalog)
+    shell.emit_listing(Listing(("database_name",), [(d,) for d in names], "List of databases"))
 
 
 def _meta_connect(shell: Shell, command: MetaCommand) -> None:
     name = _one_optional(command)
-    if name is not None and name not in DATABASES:
-        raise _MetaError(
-            f"databases are not supported yet: only {DATABASES[0]!r} exists, "
-            f"so \\c {name} is not possible"
-        )
-    shell.emit(f'You are connected to database "{DATABASES[0]}" at {shell.conn.current_address}.')
+    if name is not None:
+        try:
+            shell.conn.execute(f'USE "{name}"' if not name.isidentifier() else f"USE {name}")
+        except DatabaseError as exc:
+            raise _MetaError(str(exc)) from None
+        shell.refresh_catalog(quiet=True)
+        shell.emit(f'You are now connected to database "{shell.conn.database}".')
+        return
+    current = shell.conn.database or DEFAULT_DATABASE
+    shell.emit(f'You are connected to database "{current}" at {shell.conn.current_address}.')
 
 
 def _meta_tables(shell: Shell, command: MetaCommand) -> None:

@@ -27,7 +27,8 @@ from sqlfront.dialect import AtlasDialect, is_complete, parse, split_statements
 from sqlfront.format import FORMATS
 
 __all__ = [
-    "DATABASES",
+    "DEFAULT_DATABASE",
+    "database_names",
     "HELP",
     "META_COMMANDS",
     "CatalogView",
@@ -51,14 +52,19 @@ __all__ = [
     "tables_listing",
 ]
 
-DATABASES: Final = ("defaultdb",)
-"""atlasql has one database today; ``\\l`` lists it and ``\\c`` accepts only it."""
+DEFAULT_DATABASE: Final = "defaultdb"
+
+
+def database_names(catalog: pb.Catalog) -> list[str]:
+    """``defaultdb`` and every database the catalog holds."""
+    return [DEFAULT_DATABASE] + sorted(d.name for d in catalog.databases)
+
 
 META_COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "?": ("", "show this help"),
     "q": ("", "quit (Ctrl-D works too)"),
     "l": ("", "list databases"),
-    "c": ("DB", "connect to a database (only defaultdb exists today)"),
+    "c": ("[DB]", "use database DB (USE DB); without DB, show the current one"),
     "dt": ("[PATTERN]", "list tables"),
     "d": ("[TABLE]", "describe a table: columns, keys, indexes, ranges"),
     "di": ("[PATTERN]", "list indexes"),
@@ -303,8 +309,9 @@ def _index_info(sql: str, table: str) -> IndexInfo:
         return IndexInfo(m.group(2).strip('"`[]'), table, cols, bool(m.group(1)), sql=sql)
 
 
-def catalog_view(catalog: pb.Catalog) -> CatalogView:
-    """Parse every table's definition and indexes out of a catalog snapshot.
+def catalog_view(catalog: pb.Catalog, database: str = "") -> CatalogView:
+    """Parse the definitions and indexes of a database's tables out of a catalog snapshot
+    (``database`` "" = defaultdb); ``catalog.ranges`` keeps only that database's ranges.
 
     >>> cat = pb.Catalog(tables=[pb.TableDescriptor(
     ...     name="t", create_sql="CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)",
@@ -313,7 +320,19 @@ def catalog_view(catalog: pb.Catalog) -> CatalogView:
     >>> view.tables["t"].column_names(), view.tables["t"].indexes[0].columns
     (['id', 'v'], ('v',))
     """
+    db = (database or DEFAULT_DATABASE).lower()
+
+    def mine(name: str) -> bool:
+        return (name or DEFAULT_DATABASE).lower() == db
+
     tables: dict[str, TableInfo] = {}
+    scoped = pb.Catalog()
+    scoped.CopyFrom(catalog)
+    del scoped.tables[:]
+    del scoped.ranges[:]
+    scoped.tables.extend(t for t in catalog.tables if mine(t.database))
+    scoped.ranges.extend(r for r in catalog.ranges if mine(r.database))
+    catalog = scoped
     for desc in catalog.tables:
         info = _table_info(desc)
         indexes = tuple(_index_info(sql, desc.name) for sql in desc.index_sql)
@@ -676,7 +695,7 @@ def _complete_meta(text: str, view: CatalogView, variables: Sequence[str]) -> tu
     elif name in ("set", "unset"):
         options = sorted(set(variables) | set(_VARIABLES_HINT)) if len(args) == 1 else []
     elif name == "c":
-        options = list(DATABASES)
+        options = database_names(view.catalog)
     elif name in ("i", "o"):
         return len(word), _complete_path(word)
     else:

@@ -527,38 +527,49 @@ class Engine:
         return live, encode_prefix(list(median)) if median is not None else None
 
     @staticmethod
-    def read_span(path: str) -> tuple[str, bytes, bytes] | None:
-        """``span()`` of a replica file that is not open (read-only; None if it has none)."""
+    def read_span(path: str) -> tuple[str, bytes, bytes, str] | None:
+        """``span()`` and database of a replica file that is not open (read-only)."""
         try:
             conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
         except apsw.Error:
             return None
         try:
             row = conn.execute(
-                f"SELECT table_name, start_key, end_key FROM {_INTERNAL_PREFIX}span"
+                f"SELECT table_name, start_key, end_key, database FROM {_INTERNAL_PREFIX}span"
             ).fetchone()
         except apsw.Error:
             return None
         finally:
             conn.close()
-        return (str(row[0]), bytes(row[1]), bytes(row[2])) if row else None
+        return (str(row[0]), bytes(row[1]), bytes(row[2]), str(row[3])) if row else None
 
     def _ensure_span_table(self) -> None:
         self._conn.execute(
             f"CREATE TABLE IF NOT EXISTS {_INTERNAL_PREFIX}span(id INTEGER PRIMARY KEY"
             " CHECK (id = 1), table_name TEXT NOT NULL, start_key BLOB NOT NULL,"
-            " end_key BLOB NOT NULL, schema_version INTEGER NOT NULL DEFAULT 1)"
+            " end_key BLOB NOT NULL, schema_version INTEGER NOT NULL DEFAULT 1,"
+            " database TEXT NOT NULL DEFAULT '')"
         )
 
-    def set_span(self, table: str, start_key: bytes, end_key: bytes) -> None:
+    def set_span(self, table: str, start_key: bytes, end_key: bytes, database: str = "") -> None:
         """Inside ``apply`` only."""
         self._ensure_span_table()
         self._conn.execute(
-            f"INSERT INTO {_INTERNAL_PREFIX}span(id, table_name, start_key, end_key)"
-            " VALUES (1, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET table_name = excluded.table_name,"
-            " start_key = excluded.start_key, end_key = excluded.end_key",
-            (table, start_key, end_key),
+            f"INSERT INTO {_INTERNAL_PREFIX}span(id, table_name, start_key, end_key, database)"
+            " VALUES (1, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET"
+            " table_name = excluded.table_name, start_key = excluded.start_key,"
+            " end_key = excluded.end_key, database = excluded.database",
+            (table, start_key, end_key, database),
         )
+
+    def span_database(self) -> str:
+        """The database of this replica's table ('' = defaultdb or not recorded)."""
+        with self._lock:
+            try:
+                row = self._conn.execute(f"SELECT database FROM {_INTERNAL_PREFIX}span").fetchone()
+            except apsw.SQLError:
+                return ""
+        return str(row[0]) if row else ""
 
     def schema_version(self) -> int:
         """The version of its table's schema this replica holds (1 until a DDL sets it)."""
@@ -571,13 +582,13 @@ class Engine:
                 return 1
         return int(row[0]) if row else 1
 
-    def set_schema_version(self, table: str, version: int) -> None:
+    def set_schema_version(self, table: str, version: int, database: str = "") -> None:
         """Inside ``apply`` only (a replica without a span row gets the whole-table span)."""
         self._ensure_span_table()
         self._conn.execute(
-            f"INSERT INTO {_INTERNAL_PREFIX}span VALUES (1, ?, x'', x'', ?)"
+            f"INSERT INTO {_INTERNAL_PREFIX}span VALUES (1, ?, x'', x'', ?, ?)"
             " ON CONFLICT(id) DO UPDATE SET schema_version = excluded.schema_version",
-            (table, version),
+            (table, version, database),
         )
 
     def rows_outside_span(self) -> bool:
@@ -617,6 +628,7 @@ class Engine:
         non_voters: list[int],
         generation: int,
         schema_version: int = 1,
+        database: str = "",
     ) -> int:
         """Write the replica file of a split's right-hand range: the rows of ``table`` in
         ``[start_key, end_key)`` read from the committed state of ``source_path``, its schema,
@@ -657,8 +669,8 @@ class Engine:
                 f"INSERT INTO main.{_INTERNAL_PREFIX}sessions"
                 f" SELECT * FROM src.{_INTERNAL_PREFIX}sessions"
             )
-            child.set_span(table, start_key, end_key)
-            child.set_schema_version(table, schema_version)
+            child.set_span(table, start_key, end_key, database)
+            child.set_schema_version(table, schema_version, database)
             child.set_replica_config(voters, non_voters, generation)
             conn.execute(
                 f"UPDATE {_INTERNAL_PREFIX}applied SET applied_index = ?, applied_term = 0",

@@ -347,11 +347,19 @@ class FakeConnection:
         self.executed: list[str] = []
         self.block = block
         self.closed = False
+        self.database = ""
 
     def execute(self, sql: str) -> FakeCursor:
         self.executed.append(sql)
         if self.block is not None:
             self.block.wait(5)
+        if sql.startswith("USE "):
+            if "missing" in sql:
+                from sqlfront.driver import ProgrammingError
+
+                raise ProgrammingError("database missing does not exist", sqlstate="3D000")
+            self.database = sql.split()[1]
+            return FakeCursor(None, [], -1)
         if "boom" in sql:
             from sqlfront.driver import ProgrammingError
 
@@ -421,9 +429,10 @@ def test_include_missing_file_and_connect_to_other_database_fail_clearly() -> No
     assert sh.run_texts(["\\i /nonexistent/x.sql"], "continue") == 1
     assert "\\i /nonexistent/x.sql: No such file or directory" in err.getvalue()
     sh, out, err = _shell()
-    assert sh.run_texts(["\\c defaultdb\n\\c shop"], "continue") == 1
-    assert 'connected to database "defaultdb"' in out.getvalue()
-    assert "databases are not supported yet" in err.getvalue()
+    assert sh.run_texts(["\\c shop\n\\c\n\\c missing"], "continue") == 1
+    assert 'You are now connected to database "shop"' in out.getvalue()
+    assert 'You are connected to database "shop"' in out.getvalue()
+    assert "database missing does not exist" in err.getvalue()
 
 
 def test_set_lists_variables_and_pset_changes_display() -> None:

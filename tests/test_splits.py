@@ -311,3 +311,66 @@ def test_alter_table_reaches_every_range_and_old_plans_are_refused(
                 answers.add(resp.result.error.code or resp.error.code)
         assert "AQ007" in answers  # the leader refuses; followers answer "not leader"
     conn.close()
+
+
+def test_databases_hold_their_own_tables(module_cluster: Cluster) -> None:
+    conn = sqlfront.connect(module_cluster.addrs())
+    conn.execute("CREATE DATABASE shop")
+    conn.execute("CREATE DATABASE IF NOT EXISTS shop")
+    with pytest.raises(sqlfront.DatabaseError) as info:
+        conn.execute("CREATE DATABASE shop")
+    assert info.value.sqlstate == "42P04"
+    conn.execute("CREATE TABLE shop.items(id INTEGER PRIMARY KEY, name TEXT)")
+    conn.execute("CREATE TABLE items(id INTEGER PRIMARY KEY, other TEXT)")  # defaultdb
+    conn.execute("INSERT INTO shop.items VALUES (1, 'book'), (20, 'pen')")
+    conn.execute("INSERT INTO items VALUES (1, 'default')")
+    assert conn.execute("SELECT name FROM shop.items ORDER BY id").fetchall() == [
+        ("book",),
+        ("pen",),
+    ]
+    conn.execute("USE shop")
+    assert conn.database == "shop"
+    conn.execute("ALTER TABLE items SPLIT AT VALUES (10)")
+    conn.execute("CREATE INDEX items_name ON items(name)")
+    assert [r[2] for r in conn.execute("SHOW RANGES FROM TABLE items")] == ["-inf", "/10"]
+    assert conn.execute("SELECT count(*) FROM items").fetchone() == (2,)
+    assert conn.execute("SELECT other FROM defaultdb.items").fetchone() == ("default",)
+    assert conn.execute("SHOW TABLES").fetchall() == [("items",)]
+    assert ("shop",) in conn.execute("SHOW DATABASES").fetchall()
+    with pytest.raises(sqlfront.DatabaseError) as info:
+        conn.execute("SELECT * FROM items JOIN defaultdb.items USING (id)")
+    assert info.value.sqlstate == "0A000"
+    with pytest.raises(sqlfront.DatabaseError) as info:
+        conn.execute("USE nowhere")
+    assert info.value.sqlstate == "3D000"
+    with pytest.raises(sqlfront.DatabaseError) as info:
+        conn.execute("DROP DATABASE shop")
+    assert info.value.sqlstate == "2BP01"
+    conn.execute("SET database = defaultdb")
+    conn.execute("DROP DATABASE shop CASCADE")
+    with pytest.raises(sqlfront.DatabaseError) as info:
+        conn.execute("SELECT * FROM shop.items")
+    assert info.value.sqlstate == "3D000"
+    assert conn.execute("SELECT other FROM items").fetchone() == ("default",)
+    # The dropped database's replicas go away on every node.
+    ranges = {r[0] for r in conn.execute("SHOW RANGES").fetchall()}
+
+    def gone() -> bool:
+        held = {
+            int(p.stem[1:])
+            for node in (1, 2, 3)
+            for p in (module_cluster.data_dir(node) / "ranges").glob("r*.sqlite")
+        }
+        return held <= ranges | {1} | _other_tables(conn)
+
+    wait_for("the dropped database's replicas removed", gone, timeout=30)
+    conn.close()
+
+
+def _other_tables(conn: sqlfront.Connection) -> set[int]:
+    out: set[int] = set()
+    for (db,) in conn.execute("SHOW DATABASES").fetchall():
+        conn.execute(f"USE {db}")
+        out |= {int(r[0]) for r in conn.execute("SHOW RANGES").fetchall()}
+    conn.execute("USE defaultdb")
+    return out
