@@ -22,7 +22,7 @@ can differ in the last bits, as SQLite's own results do between query plans.
 
 >>> p = plan_aggregate(_one("SELECT g, count(*), avg(y) FROM t WHERE x < 5 GROUP BY g"))
 >>> p.partial_sql
-'SELECT g AS _g0, COUNT(*) AS _p0, TOTAL(y) AS _p1, COUNT(y) AS _p2 FROM t WHERE x < 5 GROUP BY g'
+'SELECT g AS _g0, COUNT(*) AS _p0, TOTAL(y) AS _p1, COUNT(y) AS _p2 FROM t WHERE x < 5 GROUP BY 1'
 >>> p.final_sql.replace("CASE WHEN SUM(_p2) > 0 THEN TOTAL(_p1) / SUM(_p2) END", "AVG")
 'SELECT _g0, SUM(_p0), AVG FROM __atlas_partial GROUP BY _g0'
 >>> plan_aggregate(_one("SELECT count(DISTINCT x) FROM t")) is None
@@ -181,7 +181,9 @@ def plan_aggregate(select: exp.Select) -> AggPlan | None:
     if select.args.get("where") is not None:
         partial += f" {to_sql(select.args['where'])}"
     if groups:
-        partial += f" GROUP BY {', '.join(to_sql(g) for g in groups)}"
+        # By position: the group expressions are the partial's first columns (a constant
+        # group expression such as 0 would otherwise read as a column position).
+        partial += f" GROUP BY {', '.join(str(i + 1) for i in range(len(groups)))}"
     return AggPlan(partial, to_sql(final), tuple(names))
 
 

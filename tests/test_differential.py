@@ -3,7 +3,7 @@
 
 Knobs (environment):
 
-* ``ATLASQL_DIFF_EXAMPLES``: generated cases per run (default 80: ~800 compared statements,
+* ``ATLASQL_DIFF_EXAMPLES``: generated cases per run (default 200: ~2,000 compared statements,
   20-90 s on 2 cores depending on load; a case runs up to 14 statements plus a table check
   after every write);
 * ``ATLASQL_DIFF_RANGES``: ranges per table (default 3, made with ``ALTER TABLE t SPLIT AT
@@ -38,7 +38,7 @@ from tests.differential import (
     cases,
 )
 
-EXAMPLES = int(os.environ.get("ATLASQL_DIFF_EXAMPLES", "80"))
+EXAMPLES = int(os.environ.get("ATLASQL_DIFF_EXAMPLES", "200"))
 RANGES = int(os.environ.get("ATLASQL_DIFF_RANGES", "3"))
 SPLITS = os.environ.get("ATLASQL_DIFF_SPLITS", "require")
 # Shrinking re-runs cases on the cluster (seconds each); 0 reports the first failure unshrunk.
