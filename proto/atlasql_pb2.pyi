@@ -301,26 +301,34 @@ class RangeDescriptor(_message.Message):
     def __init__(self, range_id: _Optional[int] = ..., table: _Optional[str] = ..., start_key: _Optional[bytes] = ..., end_key: _Optional[bytes] = ..., replicas: _Optional[_Iterable[int]] = ..., generation: _Optional[int] = ..., non_voters: _Optional[_Iterable[int]] = ..., database: _Optional[str] = ...) -> None: ...
 
 class TableDescriptor(_message.Message):
-    __slots__ = ("table_id", "name", "create_sql", "index_sql", "schema_version", "database")
+    __slots__ = ("table_id", "name", "create_sql", "index_sql", "schema_version", "database", "locality")
     TABLE_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CREATE_SQL_FIELD_NUMBER: _ClassVar[int]
     INDEX_SQL_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     DATABASE_FIELD_NUMBER: _ClassVar[int]
+    LOCALITY_FIELD_NUMBER: _ClassVar[int]
     table_id: int
     name: str
     create_sql: str
     index_sql: _containers.RepeatedScalarFieldContainer[str]
     schema_version: int
     database: str
-    def __init__(self, table_id: _Optional[int] = ..., name: _Optional[str] = ..., create_sql: _Optional[str] = ..., index_sql: _Optional[_Iterable[str]] = ..., schema_version: _Optional[int] = ..., database: _Optional[str] = ...) -> None: ...
+    locality: str
+    def __init__(self, table_id: _Optional[int] = ..., name: _Optional[str] = ..., create_sql: _Optional[str] = ..., index_sql: _Optional[_Iterable[str]] = ..., schema_version: _Optional[int] = ..., database: _Optional[str] = ..., locality: _Optional[str] = ...) -> None: ...
 
 class DatabaseDescriptor(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "primary_region", "regions", "survival")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    PRIMARY_REGION_FIELD_NUMBER: _ClassVar[int]
+    REGIONS_FIELD_NUMBER: _ClassVar[int]
+    SURVIVAL_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    primary_region: str
+    regions: _containers.RepeatedScalarFieldContainer[str]
+    survival: str
+    def __init__(self, name: _Optional[str] = ..., primary_region: _Optional[str] = ..., regions: _Optional[_Iterable[str]] = ..., survival: _Optional[str] = ...) -> None: ...
 
 class Catalog(_message.Message):
     __slots__ = ("version", "nodes", "tables", "ranges", "max_range_id", "databases")
@@ -463,7 +471,7 @@ class SqlRead(_message.Message):
     def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., catalog: _Optional[bool] = ..., span: _Optional[_Union[Span, _Mapping]] = ..., schema_version: _Optional[int] = ...) -> None: ...
 
 class MetaOp(_message.Message):
-    __slots__ = ("register_node", "create_table", "drop_table", "add_index", "drop_index", "update_range", "allocate_range_ids", "upsert_ranges", "alter_table", "create_database", "drop_database")
+    __slots__ = ("register_node", "create_table", "drop_table", "add_index", "drop_index", "update_range", "allocate_range_ids", "upsert_ranges", "alter_table", "create_database", "drop_database", "alter_database", "set_locality")
     REGISTER_NODE_FIELD_NUMBER: _ClassVar[int]
     CREATE_TABLE_FIELD_NUMBER: _ClassVar[int]
     DROP_TABLE_FIELD_NUMBER: _ClassVar[int]
@@ -475,6 +483,8 @@ class MetaOp(_message.Message):
     ALTER_TABLE_FIELD_NUMBER: _ClassVar[int]
     CREATE_DATABASE_FIELD_NUMBER: _ClassVar[int]
     DROP_DATABASE_FIELD_NUMBER: _ClassVar[int]
+    ALTER_DATABASE_FIELD_NUMBER: _ClassVar[int]
+    SET_LOCALITY_FIELD_NUMBER: _ClassVar[int]
     register_node: NodeInfo
     create_table: CreateTable
     drop_table: DropTable
@@ -486,7 +496,9 @@ class MetaOp(_message.Message):
     alter_table: AlterTable
     create_database: CreateDatabase
     drop_database: DropDatabase
-    def __init__(self, register_node: _Optional[_Union[NodeInfo, _Mapping]] = ..., create_table: _Optional[_Union[CreateTable, _Mapping]] = ..., drop_table: _Optional[_Union[DropTable, _Mapping]] = ..., add_index: _Optional[_Union[AddIndex, _Mapping]] = ..., drop_index: _Optional[_Union[DropIndex, _Mapping]] = ..., update_range: _Optional[_Union[UpdateRange, _Mapping]] = ..., allocate_range_ids: _Optional[_Union[AllocateRangeIds, _Mapping]] = ..., upsert_ranges: _Optional[_Union[UpsertRanges, _Mapping]] = ..., alter_table: _Optional[_Union[AlterTable, _Mapping]] = ..., create_database: _Optional[_Union[CreateDatabase, _Mapping]] = ..., drop_database: _Optional[_Union[DropDatabase, _Mapping]] = ...) -> None: ...
+    alter_database: AlterDatabase
+    set_locality: SetLocality
+    def __init__(self, register_node: _Optional[_Union[NodeInfo, _Mapping]] = ..., create_table: _Optional[_Union[CreateTable, _Mapping]] = ..., drop_table: _Optional[_Union[DropTable, _Mapping]] = ..., add_index: _Optional[_Union[AddIndex, _Mapping]] = ..., drop_index: _Optional[_Union[DropIndex, _Mapping]] = ..., update_range: _Optional[_Union[UpdateRange, _Mapping]] = ..., allocate_range_ids: _Optional[_Union[AllocateRangeIds, _Mapping]] = ..., upsert_ranges: _Optional[_Union[UpsertRanges, _Mapping]] = ..., alter_table: _Optional[_Union[AlterTable, _Mapping]] = ..., create_database: _Optional[_Union[CreateDatabase, _Mapping]] = ..., drop_database: _Optional[_Union[DropDatabase, _Mapping]] = ..., alter_database: _Optional[_Union[AlterDatabase, _Mapping]] = ..., set_locality: _Optional[_Union[SetLocality, _Mapping]] = ...) -> None: ...
 
 class AlterTable(_message.Message):
     __slots__ = ("name", "create_sql", "schema_version", "index_names", "index_sql", "database")
@@ -529,18 +541,20 @@ class UpdateRange(_message.Message):
     def __init__(self, range_id: _Optional[int] = ..., voters: _Optional[_Iterable[int]] = ..., non_voters: _Optional[_Iterable[int]] = ..., generation: _Optional[int] = ...) -> None: ...
 
 class CreateTable(_message.Message):
-    __slots__ = ("name", "create_sql", "replicas", "if_not_exists", "database")
+    __slots__ = ("name", "create_sql", "replicas", "if_not_exists", "database", "locality")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CREATE_SQL_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     IF_NOT_EXISTS_FIELD_NUMBER: _ClassVar[int]
     DATABASE_FIELD_NUMBER: _ClassVar[int]
+    LOCALITY_FIELD_NUMBER: _ClassVar[int]
     name: str
     create_sql: str
     replicas: _containers.RepeatedScalarFieldContainer[int]
     if_not_exists: bool
     database: str
-    def __init__(self, name: _Optional[str] = ..., create_sql: _Optional[str] = ..., replicas: _Optional[_Iterable[int]] = ..., if_not_exists: _Optional[bool] = ..., database: _Optional[str] = ...) -> None: ...
+    locality: str
+    def __init__(self, name: _Optional[str] = ..., create_sql: _Optional[str] = ..., replicas: _Optional[_Iterable[int]] = ..., if_not_exists: _Optional[bool] = ..., database: _Optional[str] = ..., locality: _Optional[str] = ...) -> None: ...
 
 class DropTable(_message.Message):
     __slots__ = ("name", "if_exists", "database")
@@ -573,12 +587,42 @@ class DropIndex(_message.Message):
     def __init__(self, index_name: _Optional[str] = ..., database: _Optional[str] = ...) -> None: ...
 
 class CreateDatabase(_message.Message):
-    __slots__ = ("name", "if_not_exists")
+    __slots__ = ("name", "if_not_exists", "primary_region", "regions", "survival")
     NAME_FIELD_NUMBER: _ClassVar[int]
     IF_NOT_EXISTS_FIELD_NUMBER: _ClassVar[int]
+    PRIMARY_REGION_FIELD_NUMBER: _ClassVar[int]
+    REGIONS_FIELD_NUMBER: _ClassVar[int]
+    SURVIVAL_FIELD_NUMBER: _ClassVar[int]
     name: str
     if_not_exists: bool
-    def __init__(self, name: _Optional[str] = ..., if_not_exists: _Optional[bool] = ...) -> None: ...
+    primary_region: str
+    regions: _containers.RepeatedScalarFieldContainer[str]
+    survival: str
+    def __init__(self, name: _Optional[str] = ..., if_not_exists: _Optional[bool] = ..., primary_region: _Optional[str] = ..., regions: _Optional[_Iterable[str]] = ..., survival: _Optional[str] = ...) -> None: ...
+
+class AlterDatabase(_message.Message):
+    __slots__ = ("name", "add_region", "drop_region", "primary_region", "survival")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ADD_REGION_FIELD_NUMBER: _ClassVar[int]
+    DROP_REGION_FIELD_NUMBER: _ClassVar[int]
+    PRIMARY_REGION_FIELD_NUMBER: _ClassVar[int]
+    SURVIVAL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    add_region: str
+    drop_region: str
+    primary_region: str
+    survival: str
+    def __init__(self, name: _Optional[str] = ..., add_region: _Optional[str] = ..., drop_region: _Optional[str] = ..., primary_region: _Optional[str] = ..., survival: _Optional[str] = ...) -> None: ...
+
+class SetLocality(_message.Message):
+    __slots__ = ("database", "table", "locality")
+    DATABASE_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    LOCALITY_FIELD_NUMBER: _ClassVar[int]
+    database: str
+    table: str
+    locality: str
+    def __init__(self, database: _Optional[str] = ..., table: _Optional[str] = ..., locality: _Optional[str] = ...) -> None: ...
 
 class DropDatabase(_message.Message):
     __slots__ = ("name", "if_exists", "cascade")

@@ -25,10 +25,13 @@ _SCHEMA = (
     "INSERT OR IGNORE INTO _atlas_meta_version VALUES (1, 0, 1)",
     "CREATE TABLE IF NOT EXISTS _atlas_meta_nodes(node_id INTEGER PRIMARY KEY,"
     " address TEXT NOT NULL, locality BLOB NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS _atlas_meta_databases(name TEXT PRIMARY KEY COLLATE NOCASE)",
+    "CREATE TABLE IF NOT EXISTS _atlas_meta_databases(name TEXT PRIMARY KEY COLLATE NOCASE,"
+    " primary_region TEXT NOT NULL DEFAULT '', regions TEXT NOT NULL DEFAULT '',"
+    " survival TEXT NOT NULL DEFAULT 'zone')",
     "CREATE TABLE IF NOT EXISTS _atlas_meta_tables(table_id INTEGER PRIMARY KEY,"
     " database TEXT NOT NULL COLLATE NOCASE, name TEXT NOT NULL COLLATE NOCASE,"
-    " create_sql TEXT NOT NULL, schema_version INTEGER NOT NULL, UNIQUE(database, name))",
+    " create_sql TEXT NOT NULL, schema_version INTEGER NOT NULL,"
+    " locality TEXT NOT NULL DEFAULT '', UNIQUE(database, name))",
     "CREATE TABLE IF NOT EXISTS _atlas_meta_indexes(database TEXT NOT NULL COLLATE NOCASE,"
     " name TEXT NOT NULL COLLATE NOCASE, table_name TEXT NOT NULL COLLATE NOCASE,"
     " index_sql TEXT NOT NULL, PRIMARY KEY(database, name))",
@@ -103,9 +106,9 @@ def apply_meta(engine: Engine, op: pb.MetaOp) -> StatementResult:
         _q(engine, "UPDATE _atlas_meta_version SET max_range_id = ? WHERE id = 1", (range_id,))
         _q(
             engine,
-            "INSERT INTO _atlas_meta_tables(database, name, create_sql, schema_version)"
-            " VALUES (?, ?, ?, 1)",
-            (db, ct.name, ct.create_sql),
+            "INSERT INTO _atlas_meta_tables(database, name, create_sql, schema_version, locality)"
+            " VALUES (?, ?, ?, 1, ?)",
+            (db, ct.name, ct.create_sql, ct.locality),
         )
         _q(
             engine,
@@ -256,7 +259,13 @@ def apply_meta(engine: Engine, op: pb.MetaOp) -> StatementResult:
             if cd.if_not_exists:
                 return StatementResult(rows_affected=0)
             return _fail(sqlstate.DUPLICATE_DATABASE, f"database {cd.name} already exists")
-        _q(engine, "INSERT INTO _atlas_meta_databases VALUES (?)", (cd.name,))
+        regions = [cd.primary_region] if cd.primary_region else []
+        regions += [r for r in cd.regions if r not in regions]
+        _q(
+            engine,
+            "INSERT INTO _atlas_meta_databases VALUES (?, ?, ?, ?)",
+            (cd.name, cd.primary_region, ",".join(regions), cd.survival or "zone"),
+        )
         _bump(engine)
         return StatementResult(rows_affected=1)
     if kind == "drop_database":
@@ -280,7 +289,88 @@ def apply_meta(engine: Engine, op: pb.MetaOp) -> StatementResult:
         _q(engine, "DELETE FROM _atlas_meta_databases WHERE name = ?", (dd.name,))
         _bump(engine)
         return StatementResult(rows_affected=1)
+    if kind == "alter_database":
+        return _alter_database(engine, op.alter_database)
+    if kind == "set_locality":
+        sl = op.set_locality
+        db = db_name(sl.database)
+        if not _table_exists(engine, db, sl.table):
+            return _fail(sqlstate.UNDEFINED_TABLE, f"no such table: {sl.table}")
+        _q(
+            engine,
+            "UPDATE _atlas_meta_tables SET locality = ? WHERE database = ? AND name = ?",
+            (sl.locality, db, sl.table),
+        )
+        _bump(engine)
+        return StatementResult(rows_affected=1)
     raise ValueError(f"unknown meta operation {kind!r}")
+
+
+def _alter_database(engine: Engine, ad: pb.AlterDatabase) -> StatementResult:
+    rows = _q(
+        engine,
+        "SELECT primary_region, regions, survival FROM _atlas_meta_databases WHERE name = ?",
+        (ad.name,),
+    ).rows
+    if not rows:
+        return _fail(sqlstate.UNDEFINED_DATABASE, f"database {ad.name} does not exist")
+    primary, regions_csv, survival = str(rows[0][0]), str(rows[0][1]), str(rows[0][2])
+    regions = [r for r in regions_csv.split(",") if r]
+    if ad.primary_region:
+        primary = ad.primary_region
+        regions = [primary] + [r for r in regions if r != primary]
+    if ad.add_region:
+        if not primary:
+            return _fail(
+                sqlstate.INVALID_PARAMETER,
+                f"database {ad.name} has no primary region: set one before adding regions",
+            )
+        if ad.add_region in regions:
+            return _fail(
+                sqlstate.DUPLICATE_OBJECT, f"region {ad.add_region} is already in {ad.name}"
+            )
+        regions.append(ad.add_region)
+    if ad.drop_region:
+        if ad.drop_region not in regions:
+            return _fail(sqlstate.UNDEFINED_OBJECT, f"region {ad.drop_region} is not in {ad.name}")
+        if ad.drop_region == primary and len(regions) > 1:
+            return _fail(
+                sqlstate.INVALID_PARAMETER,
+                f"{ad.drop_region} is the primary region: set another primary region first",
+            )
+        homed = _q(
+            engine,
+            "SELECT name FROM _atlas_meta_tables WHERE database = ? AND locality = ?",
+            (ad.name, f"table:{ad.drop_region}"),
+        ).rows
+        if homed:
+            return _fail(
+                sqlstate.DEPENDENT_OBJECTS,
+                f"table {homed[0][0]} is homed in {ad.drop_region}: move it first",
+            )
+        regions.remove(ad.drop_region)
+        if ad.drop_region == primary:
+            primary = ""
+    if ad.survival:
+        if ad.survival == "region" and len(regions) < 3:
+            return _fail(
+                sqlstate.INVALID_PARAMETER,
+                f"SURVIVE REGION FAILURE needs at least 3 regions; {ad.name} has {len(regions)}",
+            )
+        survival = ad.survival
+    if survival == "region" and len(regions) < 3:
+        return _fail(
+            sqlstate.INVALID_PARAMETER,
+            f"database {ad.name} survives region failure: it needs at least 3 regions",
+        )
+    _q(
+        engine,
+        "UPDATE _atlas_meta_databases SET primary_region = ?, regions = ?, survival = ?"
+        " WHERE name = ?",
+        (primary, ",".join(regions), survival, ad.name),
+    )
+    _bump(engine)
+    return StatementResult(rows_affected=1)
 
 
 def _drop_tables(engine: Engine, database: str, name: str | None) -> None:
@@ -308,19 +398,27 @@ def read_catalog(engine: Engine) -> pb.Catalog:
         loc = pb.Locality()
         loc.ParseFromString(bytes(locality))
         cat.nodes.add(node_id=int(node_id), address=str(address), locality=loc)
-    for (name,) in engine.query("SELECT name FROM _atlas_meta_databases ORDER BY name").rows:
-        cat.databases.add(name=str(name))
+    for name, primary, regions, survival in engine.query(
+        "SELECT name, primary_region, regions, survival FROM _atlas_meta_databases ORDER BY name"
+    ).rows:
+        cat.databases.add(
+            name=str(name),
+            primary_region=str(primary),
+            regions=[r for r in str(regions).split(",") if r],
+            survival=str(survival),
+        )
     indexes: dict[tuple[str, str], list[str]] = {}
     for database, table_name, index_sql in engine.query(
         "SELECT database, table_name, index_sql FROM _atlas_meta_indexes ORDER BY name"
     ).rows:
         key = (str(database).lower(), str(table_name).lower())
         indexes.setdefault(key, []).append(str(index_sql))
-    for table_id, database, name, create_sql, schema_version in engine.query(
-        "SELECT table_id, database, name, create_sql, schema_version FROM _atlas_meta_tables"
-        " ORDER BY table_id"
+    for table_id, database, name, create_sql, schema_version, locality in engine.query(
+        "SELECT table_id, database, name, create_sql, schema_version, locality"
+        " FROM _atlas_meta_tables ORDER BY table_id"
     ).rows:
         cat.tables.add(
+            locality=str(locality),
             table_id=int(table_id),
             database=str(database),
             name=str(name),

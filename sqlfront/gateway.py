@@ -55,6 +55,16 @@ from .planner import (
     overlaps,
     table_shape,
 )
+from .regions import (
+    ALTER_DATABASE_RE,
+    SET_LOCALITY_RE,
+    SHOW_GEO_RE,
+    GeoSyntaxError,
+    parse_database_options,
+    parse_locality,
+    region_name,
+    split_locality,
+)
 from .rewrite import fill_defaults, nondeterministic_defaults, rewrite_nondeterministic, to_sql
 
 _RESERVED_PREFIXES = ("_atlas", "sqlite_")
@@ -83,6 +93,7 @@ _SHOW_RANGES_RE = re.compile(
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _DATABASE_RE = re.compile(
     rf"^\s*(?:(?P<create>CREATE)\s+DATABASE\s+(?P<cine>IF\s+NOT\s+EXISTS\s+)?(?P<cname>{_NAME})"
+    r"(?P<copts>\s+(?:PRIMARY|REGIONS|SURVIVE)\b.*?)?"
     rf"|(?P<drop>DROP)\s+DATABASE\s+(?P<die>IF\s+EXISTS\s+)?(?P<dname>{_NAME})"
     r"(?:\s+(?P<mode>CASCADE|RESTRICT))?"
     rf"|USE\s+(?P<use>{_NAME})"
@@ -91,6 +102,11 @@ _DATABASE_RE = re.compile(
     rf"|(?P<showtables>SHOW\s+TABLES)(?:\s+FROM\s+(?P<from>{_NAME}))?)\s*;?\s*$",
     re.I,
 )
+_CREATE_TABLE_RE = re.compile(r"^\s*CREATE\s+(?:TEMP\w*\s+)?TABLE\b", re.I)
+_LOCALITY: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "atlasql_locality", default=None
+)
+_GATEWAY_REGION_RE = re.compile(r"\bgateway_region\s*\(\s*\)", re.I)
 _DB: contextvars.ContextVar[str] = contextvars.ContextVar("atlasql_database", default="")
 """The database the statement being executed works in ("" = defaultdb)."""
 
@@ -136,7 +152,7 @@ class Cluster(Protocol):
 
     def meta_descriptor(self) -> pb.RangeDescriptor | None: ...
 
-    def choose_replicas(self, count: int) -> list[int]: ...
+    def choose_replicas(self, count: int, region: str = "") -> list[int]: ...
 
     def ensure_replicas_everywhere(self, nodes: list[int]) -> None: ...
 
@@ -151,6 +167,10 @@ class Cluster(Protocol):
     ) -> pb.RangeDescriptor: ...
 
     def split_range(self, table: str, split_key: bytes, database: str = "") -> tuple[int, int]: ...
+
+    def live_nodes(self) -> list[int]: ...
+
+    def region_of(self, node_id: int) -> str: ...
 
     def range_leaders(self) -> dict[int, int]: ...
 
@@ -291,6 +311,21 @@ class Gateway:
             _DB.reset(token)
 
     def _execute(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
+        request = self._with_gateway_region(request)
+        geo = (
+            ALTER_DATABASE_RE.match(request.sql)
+            or SHOW_GEO_RE.match(request.sql)
+            or SET_LOCALITY_RE.match(request.sql)
+        )
+        if geo:
+            try:
+                return self._geo_statement(geo)
+            except (StatementError, RangeUnavailableError) as exc:
+                return _error(exc.code, exc.message)
+            except GeoSyntaxError as exc:
+                return _error(exc.code, exc.message)
+            except NotImplementedError as exc:
+                return _error(sqlstate.FEATURE_NOT_SUPPORTED, str(exc))
         database = _DATABASE_RE.match(request.sql)
         if database:
             try:
@@ -353,6 +388,17 @@ class Gateway:
                 return _error(exc.code, exc.message)
             except RangeUnavailableError as exc:
                 return _error(exc.code, exc.message)
+        _LOCALITY.set(None)
+        if _CREATE_TABLE_RE.match(request.sql):
+            try:
+                stripped, locality = split_locality(request.sql)
+            except GeoSyntaxError as exc:
+                return _error(exc.code, exc.message)
+            except NotImplementedError as exc:
+                return _error(sqlstate.FEATURE_NOT_SUPPORTED, str(exc))
+            if locality is not None:
+                request = pb.ExecuteRequest(sql=stripped, database=request.database)
+                _LOCALITY.set(locality)
         try:
             statements = _parse_cached(request.sql)
         except SqlError as exc:
@@ -375,6 +421,150 @@ class Gateway:
 
     # -- databases ---------------------------------------------------------------------------
 
+    # -- regions -----------------------------------------------------------------------------
+
+    def _with_gateway_region(self, request: pb.ExecuteRequest) -> pb.ExecuteRequest:
+        """``gateway_region()`` is the region of the node the client is connected to."""
+        if "gateway_region" not in request.sql.lower():
+            return request
+        region = self._cluster.region_of(self._cluster.node_id).replace("'", "''")
+        out = pb.ExecuteRequest()
+        out.CopyFrom(request)
+        out.sql = _GATEWAY_REGION_RE.sub(f"'{region}'", request.sql)
+        return out
+
+    def _cluster_regions(self) -> dict[str, list[pb.NodeInfo]]:
+        """region -> its nodes, from the nodes' localities."""
+        out: dict[str, list[pb.NodeInfo]] = {}
+        for n in self._cluster.catalog.snapshot().nodes:
+            region = next((t.value for t in n.locality.tiers if t.key == "region"), "")
+            if region:
+                out.setdefault(region, []).append(n)
+        return out
+
+    def _check_regions(self, regions: list[str]) -> None:
+        known = self._cluster_regions()
+        for r in regions:
+            if r not in known:
+                raise StatementError(
+                    sqlstate.INVALID_PARAMETER,
+                    f"region {r!r} has no nodes (the cluster's regions: "
+                    f"{', '.join(sorted(known)) or 'none'})",
+                )
+
+    def _database_desc(self, name: str) -> pb.DatabaseDescriptor | None:
+        for d in self._cluster.catalog.snapshot().databases:
+            if d.name.lower() == name.lower():
+                found: pb.DatabaseDescriptor = d
+                return found
+        return None
+
+    def _geo_statement(self, m: re.Match[str]) -> pb.ExecuteResponse:
+        self._cluster.refresh_catalog()
+        groups = m.groupdict()
+        if "add" in groups:  # ALTER DATABASE
+            db = m.group("db")
+            op = pb.AlterDatabase(name=db)
+            if m.group("add"):
+                op.add_region = region_name(m.group("add"))
+                self._check_regions([op.add_region])
+            elif m.group("drop"):
+                op.drop_region = region_name(m.group("drop"))
+            elif m.group("primary"):
+                op.primary_region = region_name(m.group("primary"))
+                self._check_regions([op.primary_region])
+            else:
+                op.survival = m.group("survive").lower()
+            self._meta(pb.MetaOp(alter_database=op))
+            return pb.ExecuteResponse(rows_affected=-1)
+        if "loc" in groups:  # ALTER TABLE t SET LOCALITY ...
+            name = self._scoped_name(m.group("table"))
+            table = self._table(name)
+            locality = parse_locality(m.group("loc"))
+            if locality.startswith("table:"):
+                self._check_regions([locality[len("table:") :]])
+            self._meta(
+                pb.MetaOp(
+                    set_locality=pb.SetLocality(
+                        database=_DB.get(), table=table.name, locality=locality
+                    )
+                )
+            )
+            return pb.ExecuteResponse(rows_affected=-1)
+        if m.group("nodes"):
+            live = set(self._cluster.live_nodes())
+            rows: list[tuple[object, ...]] = []
+            for n in self._cluster.catalog.snapshot().nodes:
+                tiers = {t.key: t.value for t in n.locality.tiers}
+                locality = ",".join(f"{t.key}={t.value}" for t in n.locality.tiers)
+                rows.append(
+                    (
+                        n.node_id,
+                        n.address,
+                        tiers.get("region", ""),
+                        tiers.get("zone", ""),
+                        locality,
+                        "live" if n.node_id in live else "unreachable",
+                    )
+                )
+            return _rows_response(
+                ["node_id", "address", "region", "zone", "locality", "liveness"], rows
+            )
+        if m.group("regions") and not (m.group("rdb") or "DATABASE" in m.group(0).upper()):
+            rows = []
+            for region, nodes in sorted(self._cluster_regions().items()):
+                zones = sorted(
+                    {t.value for n in nodes for t in n.locality.tiers if t.key == "zone"}
+                )
+                dbs = sorted(
+                    d.name
+                    for d in self._cluster.catalog.snapshot().databases
+                    if region in d.regions
+                )
+                rows.append(
+                    (
+                        region,
+                        ",".join(zones),
+                        ",".join(f"n{n.node_id}" for n in nodes),
+                        ",".join(dbs),
+                    )
+                )
+            return _rows_response(["region", "zones", "nodes", "database_names"], rows)
+        name = m.group("rdb") or m.group("sdb") or _DB.get() or "defaultdb"
+        desc = self._database_desc(name)
+        if desc is None and name.lower() != "defaultdb":
+            raise StatementError(sqlstate.UNDEFINED_DATABASE, f"database {name} does not exist")
+        if m.group("regions"):
+            regions = list(desc.regions) if desc is not None else []
+            primary = desc.primary_region if desc is not None else ""
+            return _rows_response(
+                ["database", "region", "primary"], [(name, r, r == primary) for r in regions]
+            )
+        survival = (desc.survival if desc is not None and desc.primary_region else "") or "zone"
+        return _rows_response(["database", "survival_goal"], [(name, survival)])
+
+    def _home_region(self, locality: str) -> str:
+        """The home region a table of the current database with ``locality`` gets; checks
+        that the locality fits the database."""
+        desc = self._database_desc(_DB.get() or "defaultdb")
+        primary = desc.primary_region if desc is not None else ""
+        if locality and not primary:
+            raise StatementError(
+                sqlstate.INVALID_PARAMETER,
+                f"database {_DB.get() or 'defaultdb'} has no regions: a table locality needs"
+                " ALTER DATABASE ... PRIMARY REGION first",
+            )
+        if locality.startswith("table:"):
+            region = locality[len("table:") :]
+            if desc is not None and region not in desc.regions:
+                raise StatementError(
+                    sqlstate.INVALID_PARAMETER,
+                    f"region {region} is not a region of database {desc.name}"
+                    f" ({', '.join(desc.regions)})",
+                )
+            return region
+        return primary
+
     def _database_exists(self, name: str) -> bool:
         if self._cluster.catalog.database_exists(name):
             return True
@@ -385,10 +575,25 @@ class Gateway:
         """CREATE/DROP DATABASE, USE / SET database, SHOW DATABASES, SHOW TABLES [FROM d]."""
         if m.group("create"):
             name = m.group("cname")
+            try:
+                primary, regions, survival = parse_database_options(m.group("copts") or "")
+            except GeoSyntaxError as exc:
+                raise StatementError(exc.code, exc.message) from None
+            self._check_regions([primary, *regions] if primary else [])
+            if survival == "region" and len(regions) + 1 < 3:
+                raise StatementError(
+                    sqlstate.INVALID_PARAMETER,
+                    f"SURVIVE REGION FAILURE needs at least 3 regions; {name} would have"
+                    f" {len(regions) + 1}",
+                )
             self._meta(
                 pb.MetaOp(
                     create_database=pb.CreateDatabase(
-                        name=name, if_not_exists=bool(m.group("cine"))
+                        name=name,
+                        if_not_exists=bool(m.group("cine")),
+                        primary_region=primary,
+                        regions=regions,
+                        survival=survival,
                     )
                 )
             )
@@ -880,7 +1085,9 @@ class Gateway:
                 sqlstate.FEATURE_NOT_SUPPORTED, "temporary tables are not supported"
             )
         create_sql = request.sql.strip().rstrip(";").strip()
-        replicas = self._cluster.choose_replicas(3)
+        locality = _LOCALITY.get() or ""
+        home = self._home_region(locality)
+        replicas = self._cluster.choose_replicas(3, home)
         if not replicas:
             raise StatementError(sqlstate.RANGE_UNAVAILABLE, "no live nodes to place the table on")
         res = self._meta(
@@ -891,6 +1098,7 @@ class Gateway:
                     replicas=replicas,
                     if_not_exists=bool(tree.args.get("exists")),
                     database=_DB.get(),
+                    locality=locality,
                 )
             )
         )

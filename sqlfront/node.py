@@ -298,16 +298,19 @@ class Node:
                 self.catalog.update(resp.catalog)
             return
 
-    def choose_replicas(self, count: int) -> list[int]:
-        """``count`` nodes for a new range: live ones, rotated to spread ranges; topped up
-        with registered nodes not heard from lately (there is no allocator yet to up-replicate
-        a range created with too few replicas, so never create one when nodes exist)."""
+    def choose_replicas(self, count: int, region: str = "") -> list[int]:
+        """``count`` nodes for a new range: live ones (those of ``region`` first, one per zone
+        where possible), rotated to spread ranges; topped up with registered nodes not heard
+        from lately. The allocator corrects the placement afterwards."""
         live = self.live_nodes()
         registered = sorted({n.node_id for n in self.catalog.snapshot().nodes} - set(live))
         if len(live) <= count:
             return sorted(live + registered[: count - len(live)])
         start = int(self.catalog.snapshot().max_range_id) % len(live)
         rotated = live[start:] + live[:start]
+        if region:
+            home = [n for n in rotated if self.region_of(n) == region]
+            rotated = home + [n for n in rotated if n not in home]
         return sorted(rotated[:count])
 
     def ensure_replicas_everywhere(self, nodes: list[int]) -> None:
