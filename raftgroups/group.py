@@ -102,6 +102,9 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         non_voters = [n for n in (non_voters or []) if n not in peers]
         self.voters = sorted(peers)
         self.non_voters = sorted(non_voters)
+        # The descriptor generation at which this replica was added (0: unknown, e.g. reopened
+        # after a restart, when it only applies configurations newer than its state).
+        self.joined_generation = 0
         self.range_id = range_id
         self.node_id = node_id
         self.engine = engine
@@ -277,8 +280,16 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             if self.node_id in self.non_voters:
                 self_node = None
         self._SyncObj__selfNode = self_node
-        if self.node_id not in self.voters and self.node_id not in self.non_voters:
-            self.stop("removed from the range")
+        config = self.engine.replica_config()
+        generation = config[2] if config is not None else 1
+        if (
+            self.node_id not in self.voters
+            and self.node_id not in self.non_voters
+            and generation >= self.joined_generation
+        ):
+            # Removed. (A replica catching up from an empty state replays the configurations
+            # from before it joined, which do not list it: those do not stop it.)
+            self.stop("removed from the range", expected=True)
         log.info(
             "range %d: replicas now voters=%s non-voters=%s",
             self.range_id,
@@ -312,10 +323,12 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         res = self.engine.query(r.sql, params_from_proto(r.params, r.named_params))
         return fsm.result_to_proto(res, index)
 
-    def stop(self, reason: str) -> None:
-        """Stop serving after a disk or decode failure: step down and never acknowledge again."""
+    def stop(self, reason: str, *, expected: bool = False) -> None:
+        """Stop serving after a disk or decode failure (or, ``expected``, after this replica
+        was removed from the range): step down and never acknowledge again."""
         if self.stopped_reason is None:
-            log.critical("range %d: replica stopped: %s", self.range_id, reason)
+            level = logging.INFO if expected else logging.CRITICAL
+            log.log(level, "range %d: replica stopped: %s", self.range_id, reason)
             self.stopped_reason = reason
             if self._isLeader():
                 # Tell the followers to elect now (Raft's TimeoutNow): quiesced followers

@@ -142,6 +142,7 @@ class Store:
         *,
         campaign: bool = False,
         non_voters: list[int] | None = None,
+        generation: int = 0,
     ) -> RangeGroup:
         """Open (or create) this node's replica of ``range_id`` with voters ``peers``.
 
@@ -149,10 +150,15 @@ class Store:
         out an election timeout (the creator passes it to the first replica only).
         """
         with self._create_lock:  # one creator at a time: two opening one new file collide
-            return self._ensure_replica(range_id, peers, campaign, non_voters or [])
+            return self._ensure_replica(range_id, peers, campaign, non_voters or [], generation)
 
     def _ensure_replica(
-        self, range_id: int, peers: list[int], campaign: bool, non_voters: list[int]
+        self,
+        range_id: int,
+        peers: list[int],
+        campaign: bool,
+        non_voters: list[int],
+        generation: int = 0,
     ) -> RangeGroup:
         with self._lock:
             rep = self._replicas.get(range_id)
@@ -176,6 +182,8 @@ class Store:
             if existing is not None:  # lost a race with another creator
                 group.close()
                 return existing.group
+            if group.engine.applied_index == 0:
+                group.joined_generation = generation  # brand new: it replays older configs
             group.is_live = self._is_live
             group.may_campaign = lambda: not self.draining
             group.prepare_split = self._prepare_split

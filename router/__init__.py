@@ -13,6 +13,7 @@ from storage.keys import (
 from .catalog import CatalogCache, range_for_key, ranges_overlapping
 from .errors import RangeUnavailableError, RouterError
 from .latency import RttMatrix, RttMatrixError, load_rtt_matrix, parse_rtt_matrix
+from .placement import Action, NodeDesc, Policy, RangeState, Rule, next_action, rule_for
 from .sender import ChannelPool, LocalReplicas, RangeSender
 
 __all__ = [
@@ -22,6 +23,13 @@ __all__ = [
     "encode_value",
     "next_key",
     "prefix_end",
+    "Action",
+    "NodeDesc",
+    "Policy",
+    "RangeState",
+    "Rule",
+    "next_action",
+    "rule_for",
     "RttMatrix",
     "RttMatrixError",
     "load_rtt_matrix",

@@ -17,7 +17,7 @@ from types import FrameType
 import grpc
 
 from proto import pb, rpc
-from router import RttMatrixError, load_rtt_matrix
+from router import RttMatrixError, load_rtt_matrix, parse_rtt_matrix
 
 from .admincli import AdminError, add_parsers
 from .config import ConfigError, NodeConfig, parse_hostport, parse_locality, parse_size
@@ -61,6 +61,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
             http_addr=args.http_addr or "",
             rtt_matrix=matrix,
             range_max_bytes=parse_size(args.range_max_bytes, "--range-max-bytes"),
+            dead_node_timeout=args.dead_node_timeout,
         )
     except (ConfigError, OSError, RttMatrixError) as exc:
         return _die(str(exc))
@@ -130,27 +131,53 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+GLOBAL_REGIONS = ("us-east", "us-west", "eu-west")
+GLOBAL_RTT_MS = {"us-east": {"us-west": 66, "eu-west": 64}, "us-west": {"eu-west": 146}}
+GLOBAL_SAMPLE: tuple[str, ...] = (
+    "CREATE DATABASE movr PRIMARY REGION 'us-east' REGIONS 'us-west', 'eu-west'",
+    "USE movr",
+    "CREATE TABLE cities(city TEXT PRIMARY KEY, region TEXT NOT NULL) LOCALITY GLOBAL",
+    "INSERT INTO cities VALUES ('new york', 'us-east'), ('boston', 'us-east'),"
+    " ('seattle', 'us-west'), ('san francisco', 'us-west'), ('paris', 'eu-west'),"
+    " ('rome', 'eu-west')",
+    "CREATE TABLE users(id TEXT PRIMARY KEY, city TEXT NOT NULL, name TEXT NOT NULL)",
+    "INSERT INTO users VALUES ('u1', 'new york', 'Ada'), ('u2', 'seattle', 'Grace'),"
+    " ('u3', 'paris', 'Edsger'), ('u4', 'boston', 'Barbara'), ('u5', 'rome', 'Niklaus')",
+)
+for _region in GLOBAL_REGIONS:
+    _table = "rides_" + _region.replace("-", "_")
+    GLOBAL_SAMPLE += (
+        f"CREATE TABLE {_table}(id INTEGER PRIMARY KEY, user_id TEXT NOT NULL,"
+        f" city TEXT NOT NULL, fare REAL) LOCALITY REGIONAL BY TABLE IN '{_region}'",
+    )
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
-    if args.global_:
-        return _die("--global (3 regions with simulated latency) is not implemented yet")
-    if not 1 <= args.nodes <= 9:
+    count = 9 if args.global_ else args.nodes
+    if not 1 <= count <= 9:
         return _die("--nodes: must be between 1 and 9")
     _setup_logging(args.log_level)
     from .node import Node
     from .shell import run_shell
 
+    matrix = parse_rtt_matrix(GLOBAL_RTT_MS) if args.global_ else None
     base = tempfile.mkdtemp(prefix="atlasql-demo-")
-    ports = [_free_port() for _ in range(args.nodes)]
+    ports = [_free_port() for _ in range(count)]
     addrs = [f"127.0.0.1:{p}" for p in ports]
     nodes: list[Node] = []
     try:
         for i, addr in enumerate(addrs, start=1):
+            if args.global_:
+                region, zone = GLOBAL_REGIONS[(i - 1) // 3], "abc"[(i - 1) % 3]
+            else:
+                region, zone = "local", f"z{i}"
             cfg = NodeConfig(
                 node_id=i,
                 listen=addr,
                 data_dir=os.path.join(base, f"n{i}"),
-                locality=(("region", "local"), ("zone", f"z{i}")),
+                locality=(("region", region), ("zone", zone)),
                 join=tuple(addrs),
+                rtt_matrix=matrix,
             )
             node = Node(cfg)
             node.start()
@@ -159,17 +186,69 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         if resp.HasField("error") and resp.error.code:
             return _die(f"demo cluster failed to initialise: {resp.error.message}", 1)
         _wait_registered(nodes, timeout=20.0)
+        statements = list(args.execute)
+        if args.global_:
+            print(
+                "# atlasql demo --global: 9 nodes, 3 per region (us-east n1-n3, us-west n4-n6,"
+                " eu-west n7-n9),\n# RTTs us-east<->us-west 66 ms, us-east<->eu-west 64 ms,"
+                " us-west<->eu-west 146 ms.\n# Loading database movr (cities GLOBAL, users in"
+                " the primary region us-east, rides_<region> homed per region) ...",
+                file=sys.stderr,
+            )
+            _load_sample(addrs[0], GLOBAL_SAMPLE)
+            placed = _wait_placed(nodes[0], timeout=60.0)
+            print(
+                "# placement "
+                + ("done" if placed else "still converging (see SHOW RANGES WITH DETAILS)")
+                + ". Try: USE movr; SHOW RANGES WITH DETAILS; \\timing on;"
+                " SELECT * FROM rides_us_east;",
+                file=sys.stderr,
+            )
         if not args.execute:
             print(
-                f"# atlasql demo: {args.nodes} nodes on {', '.join(addrs)} (data in {base})\n"
+                f"# atlasql demo: {count} nodes on {', '.join(addrs)} (data in {base})\n"
                 "# Type SQL ending with ';', \\? for help, \\q to quit.",
                 file=sys.stderr,
             )
-        return run_shell(",".join(addrs), statements=args.execute, fmt=args.format)
+        return run_shell(
+            addrs[0] if args.global_ else ",".join(addrs),
+            statements=statements,
+            fmt=args.format,
+            database="movr" if args.global_ else "",
+        )
     finally:
         for node in nodes:
             node.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _load_sample(address: str, statements: Sequence[str]) -> None:
+    from .driver import connect
+
+    conn = connect(address)
+    try:
+        for sql in statements:
+            conn.execute(sql)
+    finally:
+        conn.close()
+
+
+def _wait_placed(node: object, timeout: float) -> bool:
+    """Wait until the allocator has nothing left to do (placement matches every rule)."""
+    from .node import Node
+
+    assert isinstance(node, Node)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            node.refresh_catalog()
+            plan = node.placement_plan()
+        except Exception:  # noqa: BLE001 - retried until the deadline
+            plan = []
+        if plan and all(a.kind == "none" or "spreading" in a.reason for *_x, a in plan):
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def _wait_registered(nodes: Sequence[object], timeout: float) -> None:
@@ -242,6 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="split a table's range automatically once its data passes this size"
         " (default 64MiB; e.g. 512KiB, 1GiB)",
     )
+    p.add_argument(
+        "--dead-node-timeout",
+        type=float,
+        default=60.0,
+        help="seconds of silence after which the allocator replaces a node's replicas (default 60)",
+    )
     p.set_defaults(func=_cmd_start)
 
     p = sub.add_parser(
@@ -276,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--global",
         dest="global_",
         action="store_true",
-        help="3 regions with simulated latency (not implemented yet)",
+        help="9 nodes in 3 regions (us-east, us-west, eu-west) with simulated round trips"
+        " (66/64/146 ms) and a sample multi-region database, movr",
     )
     p.add_argument(
         "-e", "--execute", action="append", metavar="SQL", help="run SQL and exit (repeatable)"

@@ -63,6 +63,7 @@ class NodeConfig:
     http_addr: str = ""
     rtt_matrix: RttMatrix | None = None
     range_max_bytes: int = 64 * 1024 * 1024
+    dead_node_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         if not 0 < self.node_id < 2**31:
@@ -74,6 +75,8 @@ class NodeConfig:
             parse_hostport(self.http_addr, "--http-addr")
         if self.raft_log_max_entries < 10:
             raise ConfigError("--raft-log-max-entries: must be at least 10")
+        if self.dead_node_timeout < 1.0:
+            raise ConfigError("--dead-node-timeout: must be at least 1 second")
         if self.range_max_bytes < 64 * 1024:
             raise ConfigError("--range-max-bytes: must be at least 64KiB")
         if not self.data_dir:

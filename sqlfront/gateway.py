@@ -25,14 +25,22 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from typing import Protocol
 
 from sqlglot import exp
 
 from proto import pb
-from router import CatalogCache, RangeSender, RangeUnavailableError, range_for_key
+from router import (
+    Action,
+    CatalogCache,
+    Policy,
+    RangeSender,
+    RangeUnavailableError,
+    Rule,
+    range_for_key,
+)
 from storage import (
     Engine,
     SqlValue,
@@ -87,7 +95,7 @@ _SPLIT_RE = re.compile(
 _SHOW_RANGES_RE = re.compile(
     r"^\s*SHOW\s+RANGES(?:\s+FROM\s+TABLE\s+"
     r"(?P<table>(?:[A-Za-z_][A-Za-z0-9_]*\.)?(?:[A-Za-z_][A-Za-z0-9_]*|\"[^\"]+\")))?"
-    r"\s*;?\s*$",
+    r"(?P<details>\s+WITH\s+DETAILS)?\s*;?\s*$",
     re.I,
 )
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -169,6 +177,10 @@ class Cluster(Protocol):
     def split_range(self, table: str, split_key: bytes, database: str = "") -> tuple[int, int]: ...
 
     def live_nodes(self) -> list[int]: ...
+
+    def placement_plan(
+        self, leaders: dict[int, int] | None = None
+    ) -> list[tuple[pb.RangeDescriptor, Policy, Rule, Action]]: ...
 
     def region_of(self, node_id: int) -> str: ...
 
@@ -363,7 +375,10 @@ class Gateway:
                         self._scoped_name(split.group("table")), split.group("values")
                     )
                 name = show.group("table") if show else None
-                return self._show_ranges(self._scoped_name(name) if name else None)
+                return self._show_ranges(
+                    self._scoped_name(name) if name else None,
+                    details=bool(show and show.group("details")),
+                )
             except SqlError as exc:
                 return _error(exc.code, exc.message, exc.position, exc.line, exc.column)
             except (StatementError, RangeUnavailableError) as exc:
@@ -444,6 +459,9 @@ class Gateway:
 
     def _check_regions(self, regions: list[str]) -> None:
         known = self._cluster_regions()
+        if any(r not in known for r in regions):
+            self._cluster.refresh_catalog()
+            known = self._cluster_regions()
         for r in regions:
             if r not in known:
                 raise StatementError(
@@ -870,7 +888,7 @@ class Gateway:
         span = f"[{format_key(desc.start_key)}, {format_key(desc.end_key, end=True)})"
         return f"r{desc.range_id} {span} leader n{leader or '?'}"
 
-    def _show_ranges(self, name: str | None) -> pb.ExecuteResponse:
+    def _show_ranges(self, name: str | None, *, details: bool = False) -> pb.ExecuteResponse:
         self._cluster.refresh_catalog()
         if name is not None:
             self._table(name)
@@ -883,6 +901,8 @@ class Gateway:
             ]
         ranges = sorted(ranges, key=lambda d: (d.table.lower(), d.start_key))
         leaders = self._cluster.range_leaders()
+        if details:
+            return self._range_details(ranges, leaders)
         rows = [
             (
                 d.range_id,
@@ -910,6 +930,53 @@ class Gateway:
             rows=[row_to_proto(r) for r in rows],
             rows_affected=-1,
             returns_rows=True,
+        )
+
+    def _range_details(
+        self, ranges: list[pb.RangeDescriptor], leaders: dict[int, int]
+    ) -> pb.ExecuteResponse:
+        """SHOW RANGES ... WITH DETAILS: placement as declared and as it is, and what the
+        allocator will do next (and why)."""
+        plans = {d.range_id: (p, a) for d, p, _r, a in self._cluster.placement_plan(leaders)}
+        region = self._cluster.region_of
+
+        def with_regions(nodes: list[int]) -> str:
+            return ",".join(f"n{n}({region(n)})" for n in nodes)
+
+        rows = []
+        for d in ranges:
+            policy, action = plans.get(d.range_id, (None, None))
+            leader = leaders.get(d.range_id, 0)
+            rows.append(
+                (
+                    d.range_id,
+                    d.table,
+                    format_key(d.start_key),
+                    format_key(d.end_key, end=True),
+                    policy.home_region if policy is not None else "",
+                    f"n{leader}" if leader else "",
+                    region(leader) if leader else "",
+                    with_regions(list(d.replicas)),
+                    with_regions(list(d.non_voters)),
+                    action.reason
+                    if action is not None
+                    else "no placement rule: the database has no regions",
+                )
+            )
+        return _rows_response(
+            [
+                "range_id",
+                "table_name",
+                "start_key",
+                "end_key",
+                "home_region",
+                "leader",
+                "leader_region",
+                "voters",
+                "non_voters",
+                "allocator",
+            ],
+            rows,
         )
 
     # -- helpers ---------------------------------------------------------------------------
@@ -1566,7 +1633,7 @@ def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _rows_response(columns: list[str], rows: list[tuple[object, ...]]) -> pb.ExecuteResponse:
+def _rows_response(columns: list[str], rows: Sequence[tuple[object, ...]]) -> pb.ExecuteResponse:
     return pb.ExecuteResponse(
         columns=columns,
         rows=[row_to_proto(r) for r in rows],

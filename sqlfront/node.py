@@ -31,17 +31,25 @@ from raftgroups import (
     NotLeaderError,
     ProposalDropped,
     ProposalTimeout,
+    RaftError,
     RangeNotFoundError,
     ReplicaStopped,
     Store,
     read_catalog,
 )
 from router import (
+    Action,
     CatalogCache,
     ChannelPool,
+    NodeDesc,
+    Policy,
     RangeSender,
+    RangeState,
     RangeUnavailableError,
+    Rule,
+    next_action,
     range_for_key,
+    rule_for,
 )
 from storage import Engine, EngineFailure, sqlstate
 
@@ -63,6 +71,8 @@ _MAX_FORWARDED = 96
 _LOOP_PERIOD = 0.5
 _DISK_TTL = 10.0
 _SPLIT_CHECK_PERIOD = 10.0  # seconds between size checks of one range
+_ALLOCATE_PERIOD = 2.0  # seconds between allocator passes (on the meta range's leader)
+_ALLOCATE_STEPS = 4  # replica or leader moves per pass, at most
 
 
 class _NodeState:
@@ -143,7 +153,10 @@ class Node:
         self._state_lock = threading.Lock()  # node.json: reconcile and split children
         self._split_checked: dict[int, float] = {}
         self.auto_splits = 0
+        self._last_allocate = 0.0
+        self.allocator_reasons: dict[int, str] = {}
         self.started_at = time.time()
+        self.started_at_monotonic = time.monotonic()
         metadata = ((SECRET_METADATA_KEY, config.cluster_secret),) if config.cluster_secret else ()
         self.store = Store(
             node_id=self.node_id,
@@ -661,6 +674,129 @@ class Node:
             )
             return  # one split per pass
 
+    # -- placement ---------------------------------------------------------------------------
+
+    def node_descs(self) -> list[NodeDesc]:
+        """Every registered node with its region, zone and liveness (dead: silent for longer
+        than --dead-node-timeout)."""
+        now = time.monotonic()
+        live = set(self.live_nodes())
+        with self._lock:
+            seen = dict(self._last_seen)
+        out = []
+        for n in self.catalog.snapshot().nodes:
+            tiers = {t.key: t.value for t in n.locality.tiers}
+            last = seen.get(n.node_id)
+            silent = now - (last if last is not None else self.started_at_monotonic)
+            dead = n.node_id not in live and silent > self.config.dead_node_timeout
+            out.append(
+                NodeDesc(
+                    node_id=n.node_id,
+                    region=tiers.get("region", ""),
+                    zone=tiers.get("zone", ""),
+                    live=n.node_id in live,
+                    dead=dead,
+                )
+            )
+        return out
+
+    def policy_for(self, database: str, table: str) -> Policy | None:
+        """The placement policy of a table of a multi-region database (None otherwise)."""
+        desc = self.catalog.table(table, database)
+        if desc is None:
+            return None
+        db = next(
+            (d for d in self.catalog.snapshot().databases if d.name.lower() == database.lower()),
+            None,
+        )
+        if db is None or not db.primary_region:
+            return None
+        locality = desc.locality
+        home = locality[len("table:") :] if locality.startswith("table:") else db.primary_region
+        return Policy(
+            home_region=home,
+            regions=tuple(db.regions),
+            survival=db.survival or "zone",
+            global_table=locality == "global",
+        )
+
+    def placement_plan(
+        self, leaders: dict[int, int] | None = None
+    ) -> list[tuple[pb.RangeDescriptor, Policy, Rule, Action]]:
+        """For every range of a multi-region database: its policy, rule and next action."""
+        cat = self.catalog.snapshot()
+        nodes = self.node_descs()
+        leaders = self.range_leaders() if leaders is None else leaders
+        replica_counts: dict[int, int] = {}
+        for r in cat.ranges:
+            for n in [*r.replicas, *r.non_voters]:
+                replica_counts[n] = replica_counts.get(n, 0) + 1
+        leader_counts: dict[int, int] = {}
+        for n in leaders.values():
+            leader_counts[n] = leader_counts.get(n, 0) + 1
+        out = []
+        for desc in cat.ranges:
+            policy = self.policy_for(desc.database or "defaultdb", desc.table)
+            if policy is None:
+                continue
+            rule = rule_for(policy, nodes)
+            state = RangeState(
+                range_id=desc.range_id,
+                voters=tuple(desc.replicas),
+                non_voters=tuple(desc.non_voters),
+                leader=leaders.get(desc.range_id, 0),
+            )
+            action = next_action(
+                rule, state, nodes, replica_counts=replica_counts, leader_counts=leader_counts
+            )
+            out.append((desc, policy, rule, action))
+        return out
+
+    def _allocate(self) -> None:
+        """One allocator pass, on the meta range's leader only: at most _ALLOCATE_STEPS moves,
+        one per range, each the most urgent step toward the range's placement rule."""
+        try:
+            if not self.store.get(META_RANGE_ID).is_leader():
+                return
+        except RaftError:
+            return
+        if not any(d.primary_region for d in self.catalog.snapshot().databases):
+            return
+        steps = 0
+        for desc, _policy, _rule, action in self.placement_plan():
+            self.allocator_reasons[desc.range_id] = action.reason
+            if action.kind == "none" or steps >= _ALLOCATE_STEPS:
+                continue
+            steps += 1
+            voters, non_voters = list(desc.replicas), list(desc.non_voters)
+            n = action.node
+            try:
+                if action.kind == "transfer_leader":
+                    self.relocate_leader(desc.range_id, n, timeout=5.0)
+                    continue
+                if action.kind == "add_voter":
+                    voters, non_voters = voters + [n], [x for x in non_voters if x != n]
+                elif action.kind == "remove_voter":
+                    voters = [x for x in voters if x != n]
+                elif action.kind == "add_non_voter":
+                    non_voters = non_voters + [n]
+                elif action.kind == "remove_non_voter":
+                    non_voters = [x for x in non_voters if x != n]
+                elif action.kind == "promote_non_voter":
+                    voters, non_voters = voters + [n], [x for x in non_voters if x != n]
+                elif action.kind == "demote_voter":
+                    voters, non_voters = [x for x in voters if x != n], non_voters + [n]
+                else:
+                    log.warning("allocator: unknown action %s", action.kind)
+                    continue
+                self.change_replicas(desc.range_id, voters, non_voters)
+                log.info("allocator: range %d: %s", desc.range_id, action.reason)
+            except RangeUnavailableError as exc:
+                log.warning(
+                    "allocator: range %d: %s failed: %s", desc.range_id, action.reason, exc.message
+                )
+        self.refresh_catalog()
+
     def range_leaders(self) -> dict[int, int]:
         """range id -> the node that leads it, as the nodes report (unreachable: absent)."""
         leaders: dict[int, int] = {}
@@ -854,6 +990,7 @@ class Node:
                 # only a brand-new range's first replica campaigns at once
                 campaign=peers[0] == self.node_id and desc.generation == 1,
                 non_voters=list(desc.non_voters),
+                generation=int(desc.generation),
             )
         for range_id in list(self.state.replicas):
             if range_id == META_RANGE_ID or range_id in wanted or range_id > cat.max_range_id:
@@ -953,6 +1090,9 @@ class Node:
                         self.reconcile(consistent=False)
                         last_reconcile = time.monotonic()
                         self._maybe_split()
+                    if time.monotonic() - self._last_allocate > _ALLOCATE_PERIOD:
+                        self._last_allocate = time.monotonic()
+                        self._allocate()
             except Exception:
                 log.exception("n%d: background loop", self.node_id)
             self._stop.wait(_LOOP_PERIOD)

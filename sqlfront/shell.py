@@ -122,6 +122,7 @@ def run_shell(
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    database: str = "",
 ) -> int:
     """Connect to ``addresses`` and run statements from ``statements``, stdin or a prompt.
 
@@ -136,6 +137,7 @@ def run_shell(
             interactive mode.
         stdout: Where results go (default ``sys.stdout``).
         stderr: Where errors go (default ``sys.stderr``).
+        database: The database to start in (default ``defaultdb``).
 
     Returns:
         The process exit code: 0 on success, 1 when a statement, a meta-command or the
@@ -152,7 +154,7 @@ def run_shell(
         print(f"ERROR: unknown on_error {on_error!r}: expected stop or continue", file=err)
         return 2
     try:
-        conn = connect(addresses)
+        conn = connect(addresses, database=database)
     except Error as exc:
         _print_error(exc, "", err)
         return 1
@@ -357,7 +359,7 @@ class Shell:
 
     def _reconnect(self) -> None:
         try:
-            self.conn = connect(self.addresses)
+            self.conn = connect(self.addresses, database=self.conn.database)
         except Error as exc:
             _print_error(exc, "", self.err)
 

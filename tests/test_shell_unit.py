@@ -450,7 +450,7 @@ def test_ctrl_c_stops_waiting_for_a_running_statement_and_reconnects(
     release = threading.Event()
     slow = FakeConnection(block=release)
     fresh = FakeConnection()
-    monkeypatch.setattr(shell_mod, "connect", lambda addresses: fresh)
+    monkeypatch.setattr(shell_mod, "connect", lambda addresses, database="": fresh)
     sh, out, err = _shell(slow)
     sh.state.interactive = True
     timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))

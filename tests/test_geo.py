@@ -1,0 +1,179 @@
+"""Geo-partitioning (geo issue): database regions and survival goals compile into placement
+rules that the allocator enforces one step at a time; leaders go home; SHOW ... WITH DETAILS
+says what the allocator is doing. Real node processes with localities."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import sqlfront
+from tests.cluster import Cluster, wait_for
+
+REGIONS = {
+    1: "us-east",
+    2: "us-east",
+    3: "us-east",
+    4: "us-west",
+    5: "us-west",
+    6: "eu-west",
+    7: "eu-west",
+}
+
+
+@pytest.fixture(scope="module")
+def geo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    c = Cluster(
+        tmp_path_factory.mktemp("geo"),
+        n=7,
+        regions=REGIONS,
+        extra_args=("--dead-node-timeout", "8"),
+    )
+    c.start_all()
+    try:
+        c.init()
+        conn = sqlfront.connect(c.addrs())
+        wait_for(
+            "every node registered",
+            lambda: len(conn.execute("SHOW NODES").fetchall()) == len(REGIONS),
+            timeout=30,
+        )
+        conn.close()
+        yield c
+    finally:
+        c.stop_all()
+
+
+def _details(conn: sqlfront.Connection, table: str) -> list[tuple[object, ...]]:
+    return [
+        tuple(r) for r in conn.execute(f"SHOW RANGES FROM TABLE {table} WITH DETAILS").fetchall()
+    ]
+
+
+def _nodes(text: object) -> list[tuple[int, str]]:
+    """'n1(us-east),n4(us-west)' -> [(1, 'us-east'), (4, 'us-west')]"""
+    out = []
+    for part in str(text).split(","):
+        if part:
+            node, region = part.rstrip(")").split("(")
+            out.append((int(node[1:]), region))
+    return out
+
+
+def _placed(conn: sqlfront.Connection, table: str) -> bool:
+    return all(
+        str(r[9]).startswith(("placement matches", "spreading leaders"))
+        for r in _details(conn, table)
+    )
+
+
+def test_zone_survival_places_voters_home_and_non_voters_elsewhere(geo: Cluster) -> None:
+    conn = sqlfront.connect(geo.addrs())
+    conn.execute("CREATE DATABASE shop PRIMARY REGION 'us-east' REGIONS 'us-west', 'eu-west'")
+    conn.execute("USE shop")
+    assert conn.execute("SHOW SURVIVAL GOAL FROM DATABASE shop").fetchone() == ("shop", "zone")
+    conn.execute("CREATE TABLE orders(id INTEGER PRIMARY KEY, item TEXT)")
+    conn.execute(
+        "CREATE TABLE west(id INTEGER PRIMARY KEY, v TEXT) LOCALITY REGIONAL BY TABLE IN 'us-west'"
+    )
+    conn.execute("INSERT INTO orders VALUES (1, 'book')")
+    wait_for("orders placed", lambda: _placed(conn, "orders"), timeout=60, interval=0.5)
+    (row,) = _details(conn, "orders")
+    assert row[4] == "us-east" and row[6] == "us-east"  # home region, leader's region
+    assert {r for _, r in _nodes(row[7])} == {"us-east"} and len(_nodes(row[7])) == 3
+    assert sorted(r for _, r in _nodes(row[8])) == ["eu-west", "us-west"]
+    # us-west has only two nodes for three voters: the closest placement, and it says so.
+    wait_for("west placed", lambda: _placed(conn, "west"), timeout=60, interval=0.5)
+    (row,) = _details(conn, "west")
+    regions = sorted(r for _, r in _nodes(row[7]))
+    assert regions.count("us-west") == 2 and len(regions) == 3
+    assert row[6] == "us-west"
+    assert "closest possible" in str(row[9]) and "us-west has 2 nodes" in str(row[9])
+    # Re-homing a table moves its voters and its leader.
+    conn.execute("ALTER TABLE orders SET LOCALITY REGIONAL BY TABLE IN 'eu-west'")
+
+    def moved() -> bool:
+        (r,) = _details(conn, "orders")
+        return r[6] == "eu-west" and [x for _, x in _nodes(r[7])].count("eu-west") == 2
+
+    wait_for("orders re-homed to eu-west", moved, timeout=90, interval=0.5)
+    assert conn.execute("SELECT item FROM orders WHERE id = 1").fetchone() == ("book",)
+    conn.close()
+
+
+def test_region_survival_and_leaders_return_home(geo: Cluster) -> None:
+    conn = sqlfront.connect(geo.addrs())
+    conn.execute(
+        "CREATE DATABASE bank PRIMARY REGION 'us-east' REGIONS 'us-west', 'eu-west'"
+        " SURVIVE REGION FAILURE"
+    )
+    conn.execute("USE bank")
+    conn.execute("CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER)")
+    conn.executemany("INSERT INTO accounts VALUES (?, 100)", [(i,) for i in range(10)])
+    wait_for("accounts placed", lambda: _placed(conn, "accounts"), timeout=90, interval=0.5)
+    (row,) = _details(conn, "accounts")
+    voters = _nodes(row[7])
+    assert len(voters) == 5
+    assert sorted(r for _, r in voters).count("us-east") == 2
+    assert {r for _, r in voters} == {"us-east", "us-west", "eu-west"}
+    range_id = int(str(row[0]))
+    # An operator moves the leader out of its home region: the allocator brings it back.
+    away = next(n for n, r in voters if r != "us-east")
+    conn.execute(f"ALTER RANGE {range_id} RELOCATE LEADER TO {away}")
+    assert _details(conn, "accounts")[0][6] != "us-east"
+    wait_for("leader back home", lambda: _details(conn, "accounts")[0][6] == "us-east", timeout=20)
+    # Kill the node leading it: writes resume on a surviving voter; after the restart the
+    # leadership is back in us-east.
+    leader = int(str(_details(conn, "accounts")[0][5])[1:])
+    geo.kill(leader)
+    survivor = sqlfront.connect(geo.addrs(*[i for i in REGIONS if i != leader]))
+    survivor.execute("USE bank")
+    started = time.monotonic()
+    wait_for(
+        "a write after the leader died",
+        lambda: survivor.execute("UPDATE accounts SET balance = balance - 1 WHERE id = 1"),
+        timeout=30,
+        interval=0.05,
+    )
+    failover = time.monotonic() - started
+    geo.start(leader)
+    wait_for(
+        "leader home after the restart",
+        lambda: _details(survivor, "accounts")[0][6] == "us-east",
+        timeout=30,
+        interval=0.5,
+    )
+    assert survivor.execute("SELECT balance FROM accounts WHERE id = 1").fetchone() == (99,)
+    print(f"failover: first write after the kill succeeded in {failover:.2f}s")
+    survivor.close()
+    conn.close()
+
+
+def test_geo_statement_errors(geo: Cluster) -> None:
+    conn = sqlfront.connect(geo.addrs())
+    cases = [
+        ("CREATE DATABASE mars PRIMARY REGION 'mars'", "22023", "has no nodes"),
+        ("CREATE DATABASE two PRIMARY REGION 'us-east' SURVIVE REGION FAILURE", "22023", "3"),
+        ("CREATE TABLE plain(id INTEGER PRIMARY KEY) LOCALITY GLOBAL", "22023", "no regions"),
+        ("CREATE TABLE r(id INTEGER PRIMARY KEY) LOCALITY REGIONAL BY ROW", "0A000", "BY ROW"),
+        ("ALTER DATABASE nowhere ADD REGION 'us-west'", "3D000", "nowhere"),
+    ]
+    for sql, code, words in cases:
+        with pytest.raises(sqlfront.DatabaseError) as info:
+            conn.execute(sql)
+        assert info.value.sqlstate == code, sql
+        assert words in str(info.value), (sql, str(info.value))
+    nodes = conn.execute("SHOW NODES").fetchall()
+    assert [(r[0], r[2]) for r in nodes] == sorted(REGIONS.items())
+    regions = {r[0]: r[2] for r in conn.execute("SHOW REGIONS").fetchall()}
+    assert regions == {"eu-west": "n6,n7", "us-east": "n1,n2,n3", "us-west": "n4,n5"}
+    conn.close()
+
+
+def test_gateway_region(geo: Cluster) -> None:
+    for node, region in ((1, "us-east"), (5, "us-west"), (7, "eu-west")):
+        conn = sqlfront.connect(geo.addr(node))
+        assert conn.execute("SELECT gateway_region()").fetchone() == (region,)
+        conn.close()
