@@ -43,7 +43,7 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., position: _Optional[int] = ..., line: _Optional[int] = ..., column: _Optional[int] = ..., leader_hint: _Optional[int] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("sql", "params", "named_params", "session_id", "seq", "database", "batch")
+    __slots__ = ("sql", "params", "named_params", "session_id", "seq", "database", "batch", "settings")
     class NamedParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -51,6 +51,13 @@ class ExecuteRequest(_message.Message):
         key: str
         value: Value
         def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
+    class SettingsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     SQL_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     NAMED_PARAMS_FIELD_NUMBER: _ClassVar[int]
@@ -58,6 +65,7 @@ class ExecuteRequest(_message.Message):
     SEQ_FIELD_NUMBER: _ClassVar[int]
     DATABASE_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
     sql: str
     params: _containers.RepeatedCompositeFieldContainer[Value]
     named_params: _containers.MessageMap[str, Value]
@@ -65,10 +73,18 @@ class ExecuteRequest(_message.Message):
     seq: int
     database: str
     batch: _containers.RepeatedCompositeFieldContainer[Row]
-    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., session_id: _Optional[str] = ..., seq: _Optional[int] = ..., database: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[Row, _Mapping]]] = ...) -> None: ...
+    settings: _containers.ScalarMap[str, str]
+    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., session_id: _Optional[str] = ..., seq: _Optional[int] = ..., database: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., settings: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ExecuteResponse(_message.Message):
-    __slots__ = ("columns", "rows", "rows_affected", "last_insert_rowid", "error", "returns_rows", "database")
+    __slots__ = ("columns", "rows", "rows_affected", "last_insert_rowid", "error", "returns_rows", "database", "settings")
+    class SettingsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
     ROWS_AFFECTED_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +92,7 @@ class ExecuteResponse(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RETURNS_ROWS_FIELD_NUMBER: _ClassVar[int]
     DATABASE_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
     columns: _containers.RepeatedScalarFieldContainer[str]
     rows: _containers.RepeatedCompositeFieldContainer[Row]
     rows_affected: int
@@ -83,7 +100,8 @@ class ExecuteResponse(_message.Message):
     error: Error
     returns_rows: bool
     database: str
-    def __init__(self, columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., rows_affected: _Optional[int] = ..., last_insert_rowid: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., returns_rows: _Optional[bool] = ..., database: _Optional[str] = ...) -> None: ...
+    settings: _containers.ScalarMap[str, str]
+    def __init__(self, columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., rows_affected: _Optional[int] = ..., last_insert_rowid: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., returns_rows: _Optional[bool] = ..., database: _Optional[str] = ..., settings: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Locality(_message.Message):
     __slots__ = ("tiers",)
@@ -448,7 +466,7 @@ class SqlWrite(_message.Message):
     def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., insert_table: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., span: _Optional[_Union[Span, _Mapping]] = ..., schema_version: _Optional[int] = ..., new_schema_version: _Optional[int] = ..., ddl_table: _Optional[str] = ..., ddl_database: _Optional[str] = ...) -> None: ...
 
 class SqlRead(_message.Message):
-    __slots__ = ("sql", "params", "named_params", "catalog", "span", "schema_version")
+    __slots__ = ("sql", "params", "named_params", "catalog", "span", "schema_version", "max_staleness_ms")
     class NamedParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -462,13 +480,15 @@ class SqlRead(_message.Message):
     CATALOG_FIELD_NUMBER: _ClassVar[int]
     SPAN_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MAX_STALENESS_MS_FIELD_NUMBER: _ClassVar[int]
     sql: str
     params: _containers.RepeatedCompositeFieldContainer[Value]
     named_params: _containers.MessageMap[str, Value]
     catalog: bool
     span: Span
     schema_version: int
-    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., catalog: _Optional[bool] = ..., span: _Optional[_Union[Span, _Mapping]] = ..., schema_version: _Optional[int] = ...) -> None: ...
+    max_staleness_ms: int
+    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., catalog: _Optional[bool] = ..., span: _Optional[_Union[Span, _Mapping]] = ..., schema_version: _Optional[int] = ..., max_staleness_ms: _Optional[int] = ...) -> None: ...
 
 class MetaOp(_message.Message):
     __slots__ = ("register_node", "create_table", "drop_table", "add_index", "drop_index", "update_range", "allocate_range_ids", "upsert_ranges", "alter_table", "create_database", "drop_database", "alter_database", "set_locality")
@@ -742,16 +762,18 @@ class NextIndex(_message.Message):
     def __init__(self, next_index: _Optional[int] = ..., reset: _Optional[bool] = ..., success: _Optional[bool] = ..., hb: _Optional[int] = ...) -> None: ...
 
 class RaftBatch(_message.Message):
-    __slots__ = ("from_node", "to_node", "messages", "incarnation")
+    __slots__ = ("from_node", "to_node", "messages", "incarnation", "batch_seq")
     FROM_NODE_FIELD_NUMBER: _ClassVar[int]
     TO_NODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SEQ_FIELD_NUMBER: _ClassVar[int]
     from_node: int
     to_node: int
     messages: _containers.RepeatedCompositeFieldContainer[RaftMessage]
     incarnation: int
-    def __init__(self, from_node: _Optional[int] = ..., to_node: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[RaftMessage, _Mapping]]] = ..., incarnation: _Optional[int] = ...) -> None: ...
+    batch_seq: int
+    def __init__(self, from_node: _Optional[int] = ..., to_node: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[RaftMessage, _Mapping]]] = ..., incarnation: _Optional[int] = ..., batch_seq: _Optional[int] = ...) -> None: ...
 
 class RaftAck(_message.Message):
     __slots__ = ()

@@ -105,6 +105,12 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         # The descriptor generation at which this replica was added (0: unknown, e.g. reopened
         # after a restart, when it only applies configurations newer than its state).
         self.joined_generation = 0
+        # Follower reads: the local time as of which this replica has applied everything its
+        # leader had committed (an AppendEntries' commit index, once applied), and when the
+        # store last quiesced the group.
+        self.fresh_at = 0.0
+        self._fresh_pending: tuple[int, float] | None = None
+        self.quiesced_at = 0.0
         self.range_id = range_id
         self.node_id = node_id
         self.engine = engine
@@ -305,6 +311,11 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
                 return None
             self._pending_reads.discard(cmd.request_id)
         return self._read_locally(cmd.read, index)
+
+    def read_now(self, r: pb.SqlRead) -> pb.CommandResult:
+        """A read of this replica's current state (follower reads; the caller checked that
+        it is fresh enough)."""
+        return self._read_locally(r, int(self._SyncObj__raftLastApplied))
 
     def _read_locally(self, r: pb.SqlRead, index: int) -> pb.CommandResult:
         """Run a read against this replica's engine (the caller proved it is consistent)."""
@@ -712,6 +723,18 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             return True
         return bool(self._isLeader()) and not self._SyncObj__otherNodes and commit < last
 
+    def note_applied(self) -> None:
+        """Tick thread, after a tick: an AppendEntries whose commit index is now applied makes
+        this replica fresh as of that message's arrival."""
+        pending = self._fresh_pending
+        if pending is not None and int(self._SyncObj__raftLastApplied) >= pending[0]:
+            self.fresh_at = max(self.fresh_at, pending[1])
+            self._fresh_pending = None
+
+    def caught_up(self) -> bool:
+        commit = int(self._SyncObj__raftCommitIndex)
+        return commit == self.journal.last_index and int(self._SyncObj__raftLastApplied) == commit
+
     def tick(self) -> None:
         self._onTick(0.0)
 
@@ -732,6 +755,10 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             if int(message.get("term", -1)) >= int(self._SyncObj__raftCurrentTerm):
                 self._last_leader_contact = time.monotonic()
                 self._last_hb_in = int(message.get("hb", 0))
+                self._fresh_pending = (
+                    int(message.get("commit_index", 0)),
+                    self._last_leader_contact,
+                )
             plan = plan_append(
                 message,
                 int(self._SyncObj__raftCurrentTerm),

@@ -86,6 +86,7 @@ class Store:
         # it is reopened after a restart, before the catalog knows the new range.
         self.on_split_child: Callable[[int, list[int], list[int]], None] = lambda r, v, n: None
         self.splits_applied = 0
+        self.follower_reads = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -290,6 +291,36 @@ class Store:
             "flushes": self.log_store.flushes,
         }
 
+    def follower_read(self, range_id: int, read: pb.SqlRead) -> pb.CommandResult | None:
+        """Serve a read from this replica (voter or not) if its data is at most
+        ``read.max_staleness_ms`` old; None if it is not fresh enough (the gateway then asks
+        the leader).
+
+        Freshness: a leader holding its lease is fresh now; a follower is fresh as of the
+        arrival of the last AppendEntries whose commit index it has applied; a quiesced
+        follower that was caught up stays fresh as of the last batch from its leader's node
+        (batches from a peer arrive in order, a leader quiesces only once every replica holds
+        every entry, and any new entry would have woken the group first), unless a batch
+        from that node was lost since the group quiesced.
+        """
+        group = self.get(range_id)
+        now = time.monotonic()
+        fresh = group.fresh_at
+        if group.is_leader() and group.lease_valid(now):
+            fresh = now
+        with self._lock:
+            quiesced = range_id not in self._active
+        leader = group.leader()
+        if quiesced and leader and leader != self.node_id and group.caught_up():
+            heard = self.transport.last_heard.get(leader, 0.0)
+            gap = self.transport.gap_at.get(leader, 0.0)
+            if heard > group.quiesced_at and gap < group.quiesced_at:
+                fresh = max(fresh, heard)
+        if now - fresh > read.max_staleness_ms / 1000.0:
+            return None
+        self.follower_reads += 1
+        return group.read_now(read)
+
     def leaders(self) -> list[RangeGroup]:
         """The groups this node currently leads."""
         with self._lock:
@@ -394,6 +425,7 @@ class Store:
                             )
                     group.before_tick(now)
                     group.tick()
+                    group.note_applied()
                     if group.has_pending_work():
                         self._wake_event.set()
                     elif not rep.inbox and group.can_quiesce(now, self._is_live):
@@ -401,6 +433,7 @@ class Store:
                             if not rep.inbox:
                                 self._active.discard(rid)
                                 resumed.discard(rid)
+                                group.quiesced_at = now
                 except LogFailure as exc:
                     self._log_failed(str(exc))
                     break

@@ -102,6 +102,7 @@ class _PeerSender:
         self._channel: grpc.Channel | None = None
         self._address = ""
         self.up = True
+        self._batch_seq = 0
         self._thread = threading.Thread(target=self._run, name=f"raft-send-n{peer}", daemon=True)
         self._thread.start()
 
@@ -166,11 +167,13 @@ class _PeerSender:
             if stub is None:
                 time.sleep(0.1)
                 continue
+            self._batch_seq += 1
             request = pb.RaftBatch(
                 from_node=self._owner.node_id,
                 to_node=self.peer,
                 messages=batch,
                 incarnation=self._owner.incarnation,
+                batch_seq=self._batch_seq,
             )
             try:
                 stub.Raft(request, timeout=2.0, metadata=self._owner.metadata)
@@ -205,6 +208,8 @@ class NodeTransport:
         self.incarnation = random.getrandbits(63) or 1
         # Node-level liveness: when we last heard from each peer, and its incarnation.
         self.last_heard: dict[int, float] = {}
+        self.gap_at: dict[int, float] = {}  # when a lost batch from each peer was noticed
+        self._last_batch_seq: dict[int, int] = {}
         self._incarnations: dict[int, int] = {}
         self.on_peer_restart: Callable[[int], None] = lambda peer: None
         self.peers: set[int] = set()
@@ -291,7 +296,12 @@ class NodeTransport:
             return
         if self.faults.drops(batch.from_node):
             return
-        self.last_heard[batch.from_node] = time.monotonic()
+        now = time.monotonic()
+        self.last_heard[batch.from_node] = now
+        previous = self._last_batch_seq.get(batch.from_node)
+        if batch.batch_seq and (previous is None or batch.batch_seq != previous + 1):
+            self.gap_at[batch.from_node] = now  # a lost batch (or a restart) just now
+        self._last_batch_seq[batch.from_node] = batch.batch_seq
         if batch.incarnation:
             before = self._incarnations.get(batch.from_node)
             self._incarnations[batch.from_node] = batch.incarnation

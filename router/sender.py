@@ -139,6 +139,17 @@ class RangeSender:
             err.error.message = f"n{node} at {address}: {exc.code().name}"
             return err
 
+    def send_follower_read(
+        self, desc: pb.RangeDescriptor, command: pb.Command, nodes: list[int]
+    ) -> tuple[int, pb.CommandResult] | None:
+        """Ask ``nodes`` in order to serve a follower read: (the node that did, its result),
+        or None if none is fresh enough or reachable (the caller then reads at the leader)."""
+        for node in nodes:
+            resp = self._try(node, desc, command)
+            if not resp.HasField("error"):
+                return node, resp.result
+        return None
+
     def send(
         self, desc: pb.RangeDescriptor, command: pb.Command, *, budget: float = 10.0
     ) -> pb.CommandResult:

@@ -388,6 +388,7 @@ class Connection:
         self._addresses: tuple[str, ...] = tuple(addresses)
         self._timeout = timeout
         self._database = database
+        self._settings: dict[str, str] = {}
         self._session_id = uuid.uuid4().hex
         self._seq = 0
         self._lock = threading.Lock()
@@ -607,11 +608,18 @@ class Connection:
         request.session_id = self._session_id
         request.seq = self._next_seq()
         request.database = self._database
+        for key, value in self._settings.items():
+            request.settings[key] = value
         response = self._send(request)
         if response.HasField("error") and (response.error.code or response.error.message):
             raise error_from_proto(response.error)
         if response.database:  # USE d / SET database = d
             self._database = response.database
+        for key, value in response.settings.items():  # SET ...: "" unsets
+            if value:
+                self._settings[key] = value
+            else:
+                self._settings.pop(key, None)
         return response
 
     def _send(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:

@@ -114,6 +114,14 @@ _CREATE_TABLE_RE = re.compile(r"^\s*CREATE\s+(?:TEMP\w*\s+)?TABLE\b", re.I)
 _LOCALITY: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "atlasql_locality", default=None
 )
+_STALENESS: contextvars.ContextVar[int] = contextvars.ContextVar("atlasql_staleness", default=0)
+"""Follower reads: the staleness (ms) the statement being executed accepts (0 = consistent)."""
+_AS_OF_RE = re.compile(
+    r"\s+AS\s+OF\s+SYSTEM\s+TIME\s+(?:(?P<frt>follower_read_timestamp\s*\(\s*\))"
+    r"|with_max_staleness\s*\(\s*'(?P<max>[^']*)'\s*\)|'(?P<ago>-[^']*)')",
+    re.I,
+)
+FOLLOWER_READ_STALENESS_MS = 4800  # follower_read_timestamp(): as CockroachDB, now - 4.8 s
 _GATEWAY_REGION_RE = re.compile(r"\bgateway_region\s*\(\s*\)", re.I)
 _DB: contextvars.ContextVar[str] = contextvars.ContextVar("atlasql_database", default="")
 """The database the statement being executed works in ("" = defaultdb)."""
@@ -177,6 +185,8 @@ class Cluster(Protocol):
     def split_range(self, table: str, split_key: bytes, database: str = "") -> tuple[int, int]: ...
 
     def live_nodes(self) -> list[int]: ...
+
+    def replicas_by_distance(self, desc: pb.RangeDescriptor) -> list[int]: ...
 
     def placement_plan(
         self, leaders: dict[int, int] | None = None
@@ -324,6 +334,32 @@ class Gateway:
 
     def _execute(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
         request = self._with_gateway_region(request)
+        _STALENESS.set(_session_staleness(request))
+        as_of = _AS_OF_RE.search(request.sql)
+        if as_of:
+            try:
+                _STALENESS.set(_staleness_ms(as_of))
+            except ValueError as exc:
+                return _error(sqlstate.INVALID_PARAMETER, str(exc))
+            if not re.match(
+                r"^\s*(?:EXPLAIN\s+(?:ANALYZE\s+)?)?(?:SELECT|WITH)\b", request.sql, re.I
+            ):
+                return _error(
+                    sqlstate.FEATURE_NOT_SUPPORTED, "AS OF SYSTEM TIME is allowed in SELECT only"
+                )
+            without = pb.ExecuteRequest()
+            without.CopyFrom(request)
+            without.sql = request.sql[: as_of.start()] + request.sql[as_of.end() :]
+            request = without
+        setting = _FOLLOWER_SETTING_RE.match(request.sql)
+        if setting:
+            try:
+                value = _setting_value(setting)
+            except ValueError as exc:
+                return _error(sqlstate.INVALID_PARAMETER, str(exc))
+            resp = pb.ExecuteResponse(rows_affected=-1)
+            resp.settings[FOLLOWER_SETTING] = value
+            return resp
         geo = (
             ALTER_DATABASE_RE.match(request.sql)
             or SHOW_GEO_RE.match(request.sql)
@@ -1031,17 +1067,41 @@ class Gateway:
         sql: str,
         request: pb.ExecuteRequest | None,
         named_only: bool = False,
+        staleness_ms: int = 0,
     ) -> pb.CommandResult:
+        return self._read_at(table, desc, sql, request, named_only, staleness_ms)[1]
+
+    def _read_at(
+        self,
+        table: pb.TableDescriptor,
+        desc: pb.RangeDescriptor,
+        sql: str,
+        request: pb.ExecuteRequest | None,
+        named_only: bool = False,
+        staleness_ms: int = 0,
+    ) -> tuple[int, pb.CommandResult]:
+        """(the node that answered, the result). With ``staleness_ms``, the nearest replica
+        fresh enough answers (a follower read), else the leader."""
         read = pb.SqlRead(sql=sql, span=_span(desc), schema_version=table.schema_version)
         if request is not None:
             if not named_only:
                 read.params.extend(request.params)
             for k, v in request.named_params.items():
                 read.named_params[k].CopyFrom(v)
-        res = self._cluster.sender.send(desc, pb.Command(read=read))
-        if _moved(res):
+        served = None
+        if staleness_ms:
+            stale = pb.SqlRead()
+            stale.CopyFrom(read)
+            stale.max_staleness_ms = staleness_ms
+            served = self._cluster.sender.send_follower_read(
+                desc, pb.Command(read=stale), self._cluster.replicas_by_distance(desc)
+            )
+        if served is None:
+            res = self._cluster.sender.send(desc, pb.Command(read=read))
+            served = (self._cluster.sender.leader_of(desc.range_id), res)
+        if _moved(served[1]):
             raise _RangeMoved
-        return res
+        return served
 
     def _on_every_range(
         self, table: pb.TableDescriptor, request: pb.ExecuteRequest, sql: str, undo: str | None
@@ -1571,16 +1631,26 @@ class Gateway:
     ) -> list[pb.CommandResult]:
         """Run each (range, sql) read in parallel; results in the same order."""
 
+        staleness = _STALENESS.get()
+
         def one(
             table: pb.TableDescriptor, desc: pb.RangeDescriptor, sql: str, named: bool
         ) -> pb.CommandResult:
             started = time.perf_counter()
-            res = self._read(table, desc, sql, request, named_only=named)
+            node, res = self._read_at(table, desc, sql, request, named, staleness)
             if trace is not None:
-                leader = self._cluster.sender.leader_of(desc.range_id)
                 rows = f"{len(res.rows)} rows" if not res.error.code else res.error.code
+                kind = (
+                    ""
+                    if not staleness
+                    else (
+                        " (leader)"
+                        if node == self._cluster.sender.leader_of(desc.range_id)
+                        else " (follower read)"
+                    )
+                )
                 trace.append(
-                    _Hop(f"r{desc.range_id} on n{leader or '?'}", f"{rows}: {sql}", started)
+                    _Hop(f"r{desc.range_id} on n{node or '?'}{kind}", f"{rows}: {sql}", started)
                 )
             return res
 
@@ -1618,6 +1688,55 @@ class Gateway:
             rows_affected=-1,
             returns_rows=out.returns_rows,
         )
+
+
+FOLLOWER_SETTING = "follower_read_staleness"
+_FOLLOWER_SETTING_RE = re.compile(
+    r"^\s*SET\s+(?:SESSION\s+)?(?P<name>default_transaction_use_follower_reads|"
+    r"follower_read_staleness)\s*(?:=|TO)\s*'?(?P<value>[A-Za-z0-9_.]+)'?\s*;?\s*$",
+    re.I,
+)
+
+
+def parse_duration_ms(text: str) -> int:
+    """'10s' -> 10000, '500ms' -> 500, '1m' -> 60000, '1.5s' -> 1500, '-5s' -> 5000.
+
+    >>> parse_duration_ms("10s"), parse_duration_ms("500ms"), parse_duration_ms("-2m")
+    (10000, 500, 120000)
+    """
+    m = re.fullmatch(r"\s*-?(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text)
+    if m is None:
+        raise ValueError(f"not a duration: {text!r} (examples: '10s', '500ms', '1m')")
+    scale = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}[m.group(2) or "s"]
+    return max(1, int(float(m.group(1)) * scale))
+
+
+def _staleness_ms(m: re.Match[str]) -> int:
+    if m.group("frt"):
+        return FOLLOWER_READ_STALENESS_MS
+    return parse_duration_ms(m.group("max") or m.group("ago"))
+
+
+def _setting_value(m: re.Match[str]) -> str:
+    """The follower-read setting as the session keeps it ('' = off)."""
+    value = m.group("value").lower()
+    if m.group("name").lower() == "default_transaction_use_follower_reads":
+        if value in ("on", "true", "1"):
+            return str(FOLLOWER_READ_STALENESS_MS)
+        if value in ("off", "false", "0"):
+            return ""
+        raise ValueError(f"default_transaction_use_follower_reads: on or off, not {value!r}")
+    if value in ("off", "0"):
+        return ""
+    return str(parse_duration_ms(value))
+
+
+def _session_staleness(request: pb.ExecuteRequest) -> int:
+    value = request.settings.get(FOLLOWER_SETTING, "")
+    try:
+        return int(value) if value else 0
+    except ValueError:
+        return 0
 
 
 def _params(request: pb.ExecuteRequest, tree: exp.Expr) -> Params:

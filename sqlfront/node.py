@@ -797,6 +797,12 @@ class Node:
                 )
         self.refresh_catalog()
 
+    def replicas_by_distance(self, desc: pb.RangeDescriptor) -> list[int]:
+        """The range's replicas (voters and non-voters), nearest first: this node, then by
+        simulated or measured round trip to the replica's region, then node id."""
+        nodes = [*desc.replicas, *desc.non_voters]
+        return sorted(nodes, key=lambda n: (n != self.node_id, self._geo_delay(n), n))
+
     def range_leaders(self) -> dict[int, int]:
         """range id -> the node that leads it, as the nodes report (unreachable: absent)."""
         leaders: dict[int, int] = {}
@@ -938,6 +944,21 @@ class Node:
         resp = pb.RangeResponse()
         if command.WhichOneof("op") != "read":
             self.metrics.proposals.inc()
+        elif command.read.max_staleness_ms:
+            try:
+                result = self.store.follower_read(range_id, command.read)
+            except RangeNotFoundError as exc:
+                resp.error.code, resp.error.message = sqlstate.RANGE_NOT_FOUND, str(exc)
+                return resp
+            except (ReplicaStopped, EngineFailure) as exc:
+                resp.error.code, resp.error.message = sqlstate.RANGE_UNAVAILABLE, str(exc)
+                return resp
+            if result is None:
+                resp.error.code = sqlstate.STALE_REPLICA
+                resp.error.message = f"n{self.node_id}'s replica of range {range_id} is too stale"
+                return resp
+            resp.result.CopyFrom(result)
+            return resp
         try:
             resp.result.CopyFrom(self.store.propose(range_id, command, timeout))
         except NotLeaderError as exc:

@@ -41,6 +41,7 @@ RANGE_UNAVAILABLE = "AQ003"
 AMBIGUOUS_RESULT = "AQ004"
 NOT_INITIALIZED = "AQ005"
 RANGE_MOVED = "AQ006"  # the range no longer holds the span the statement was planned for
+STALE_REPLICA = "AQ008"  # a follower read found this replica too far behind
 SCHEMA_CHANGED = "AQ007"  # the table's schema changed since the statement was planned
 
 RETRYABLE = frozenset({SERIALIZATION_FAILURE, NOT_LEADER, RANGE_NOT_FOUND, RANGE_UNAVAILABLE})

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 import sqlfront
+from proto import pb
 from tests.cluster import Cluster, wait_for
 
 REGIONS = {
@@ -177,3 +178,73 @@ def test_gateway_region(geo: Cluster) -> None:
         conn = sqlfront.connect(geo.addr(node))
         assert conn.execute("SELECT gateway_region()").fetchone() == (region,)
         conn.close()
+
+
+def test_follower_reads_serve_nearby_and_refuse_when_stale(geo: Cluster) -> None:
+    conn = sqlfront.connect(geo.addr(1))
+    conn.execute(
+        "CREATE DATABASE IF NOT EXISTS reads PRIMARY REGION 'us-east' REGIONS 'us-west', 'eu-west'"
+    )
+    conn.execute("USE reads")
+    conn.execute("CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT)")
+    conn.execute("INSERT INTO kv VALUES (1, 'a')")
+    wait_for("kv placed", lambda: _placed(conn, "kv"), timeout=60, interval=0.5)
+    (row,) = _details(conn, "kv")
+    eu_replica = next(n for n, r in _nodes(row[8]) if r == "eu-west")
+    west = sqlfront.connect(geo.addr(eu_replica))
+    west.execute("USE reads")
+
+    def served_by(sql: str) -> str:
+        return str(west.execute("EXPLAIN ANALYZE " + sql).fetchall()[0][1])
+
+    stale_sql = "SELECT v FROM kv AS OF SYSTEM TIME follower_read_timestamp() WHERE k = 1"
+    assert served_by(stale_sql) == f"r{row[0]} on n{eu_replica} (follower read)"
+    assert west.execute(stale_sql).fetchone() == ("a",)
+    conn.execute("UPDATE kv SET v = 'b' WHERE k = 1")
+    wait_for(
+        "the follower read sees the write",
+        lambda: (
+            west.execute(
+                "SELECT v FROM kv AS OF SYSTEM TIME with_max_staleness('10s') WHERE k = 1"
+            ).fetchone()
+            == ("b",)
+        ),
+        timeout=15,
+    )
+    west.execute("SET default_transaction_use_follower_reads = on")
+    assert "(follower read)" in served_by("SELECT v FROM kv WHERE k = 1")
+    west.execute("SET default_transaction_use_follower_reads = off")
+    assert "(follower read)" not in served_by("SELECT v FROM kv WHERE k = 1")
+    for sql, code in (
+        ("INSERT INTO kv AS OF SYSTEM TIME follower_read_timestamp() VALUES (2, 'x')", "0A000"),
+        ("SELECT v FROM kv AS OF SYSTEM TIME with_max_staleness('soon')", "22023"),
+    ):
+        with pytest.raises(sqlfront.DatabaseError) as info:
+            west.execute(sql)
+        assert info.value.sqlstate == code, sql
+    # Cut the eu-west replica off from us-east (where the voters are) and write: once it is
+    # staler than the bound it refuses, and a gateway next to it reads elsewhere.
+    east = [n for n, r in REGIONS.items() if r == "us-east"]
+    geo.inject(eu_replica, pb.FaultRequest(heal=True, partition=east))
+    for n in east:
+        geo.inject(n, pb.FaultRequest(heal=True, partition=[eu_replica]))
+    try:
+        conn.execute("UPDATE kv SET v = 'c' WHERE k = 1")
+        other = next(n for n, r in REGIONS.items() if r == "eu-west" and n != eu_replica)
+        near = sqlfront.connect(geo.addr(other))
+        near.execute("USE reads")
+        # The cut-off replica answers (with 'b', within the 4.8 s bound) until it is too
+        # stale; then a replica that has the write answers.
+        wait_for(
+            "a fresh enough replica answers",
+            lambda: near.execute(stale_sql).fetchone() == ("c",),
+            timeout=20,
+            interval=0.2,
+        )
+        hop = str(near.execute("EXPLAIN ANALYZE " + stale_sql).fetchall()[0][1])
+        assert f"on n{eu_replica} " not in hop + " ", hop
+        near.close()
+    finally:
+        geo.heal()
+    west.close()
+    conn.close()
