@@ -30,12 +30,39 @@ def _die(message: str, code: int = 2) -> int:
     return code
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: ts (UTC, ISO 8601), level, logger, msg, node, exc."""
+
+    def __init__(self, node_id: int = 0) -> None:
+        super().__init__()
+        self.node_id = node_id
+
+    def format(self, record: logging.LogRecord) -> str:
+        import datetime
+        import json
+
+        entry: dict[str, object] = {
+            "ts": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if self.node_id:
+            entry["node"] = self.node_id
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _setup_logging(level: str, fmt: str = "text", node_id: int = 0) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonLogFormatter(node_id))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler])
 
 
 # -- start ---------------------------------------------------------------------------------------
@@ -65,7 +92,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
         )
     except (ConfigError, OSError, RttMatrixError) as exc:
         return _die(str(exc))
-    _setup_logging(args.log_level)
+    _setup_logging(args.log_level, args.log_format, config.node_id)
     from .node import Node
 
     node = Node(config)
@@ -307,6 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
         " of two regions is delayed by half the RTT each way (simulated geography)",
     )
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="text lines, or one JSON object per line (ts, level, logger, msg, node)",
+    )
     p.add_argument("--http-addr", help="HOST:PORT to serve Prometheus metrics on (/metrics)")
     p.add_argument("--enable-fault-injection", action="store_true", help=argparse.SUPPRESS)
     p.add_argument(
