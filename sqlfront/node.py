@@ -763,10 +763,17 @@ class Node:
         if not any(d.primary_region for d in self.catalog.snapshot().databases):
             return
         steps = 0
+        spread = False
         for desc, _policy, _rule, action in self.placement_plan():
             self.allocator_reasons[desc.range_id] = action.reason
             if action.kind == "none" or steps >= _ALLOCATE_STEPS:
                 continue
+            if action.reason.startswith("spreading"):
+                # The plan's leader counts are from before this pass: several ranges would
+                # all move to the same least-loaded node and the imbalance would just flip.
+                if spread:
+                    continue
+                spread = True
             steps += 1
             voters, non_voters = list(desc.replicas), list(desc.non_voters)
             n = action.node

@@ -673,7 +673,11 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
                 ops += measure_region(cluster, client, args, rng, fresh, ranges_of)
-            fo = failover(cluster, args.failover_timeout)
+            try:
+                fo = failover(cluster, args.failover_timeout)
+            except Exception as exc:  # noqa: BLE001 - reported; the latency table still prints
+                fo = {"table": table_of(PRIMARY), "error": f"{type(exc).__name__}: {exc}"}
+                print(f"ERROR: failover measurement failed: {fo['error']}", flush=True)
         finally:
             cluster.stop_all()
         alarms = log_alarms(root)
