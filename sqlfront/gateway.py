@@ -114,6 +114,10 @@ _CREATE_TABLE_RE = re.compile(r"^\s*CREATE\s+(?:TEMP\w*\s+)?TABLE\b", re.I)
 _LOCALITY: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "atlasql_locality", default=None
 )
+_CANCEL: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+    "atlasql_cancel", default=None
+)
+"""Set when the client of the statement being executed went away (it cancelled the call)."""
 _STALENESS: contextvars.ContextVar[int] = contextvars.ContextVar("atlasql_staleness", default=0)
 """Follower reads: the staleness (ms) the statement being executed accepts (0 = consistent)."""
 _AS_OF_RE = re.compile(
@@ -325,11 +329,17 @@ class Gateway:
 
     # -- entry point -------------------------------------------------------------------------
 
-    def execute(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
+    def execute(
+        self, request: pb.ExecuteRequest, cancel: threading.Event | None = None
+    ) -> pb.ExecuteResponse:
+        """Run one client statement. ``cancel``: set when the client cancels the call; the
+        gateway then stops waiting for ranges and aborts its own SQLite work (57014)."""
         token = _DB.set(request.database if request.database.lower() != "defaultdb" else "")
+        cancel_token = _CANCEL.set(cancel)
         try:
             return self._execute(request)
         finally:
+            _CANCEL.reset(cancel_token)
             _DB.reset(token)
 
     def _execute(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
@@ -1600,6 +1610,7 @@ class Gateway:
         for res in results:
             rows.extend(tuple(row_from_proto(r)) for r in res.rows)
         engine = Engine(":memory:")
+        _interruptible(engine)
         try:
             cols = ", ".join(plan.partial_columns)
             engine.execute(f"CREATE TABLE {PARTIAL_TABLE}({cols})")
@@ -1654,9 +1665,20 @@ class Gateway:
                 )
             return res
 
-        if len(parts) == 1:
+        cancel = _CANCEL.get()
+        if len(parts) == 1:  # no fan-out: the one read runs on this thread
             return [one(*parts[0])]
         jobs = [_FANOUT.submit(one, *part) for part in parts]
+        while cancel is not None:
+            _done, pending = futures.wait(jobs, timeout=0.05)
+            if not pending:
+                break
+            if cancel.is_set():
+                for j in pending:
+                    j.cancel()
+                raise StatementError(
+                    sqlstate.QUERY_CANCELED, "canceling statement due to user request"
+                )
         return [j.result() for j in jobs]
 
     def _local_query(
@@ -1665,6 +1687,7 @@ class Gateway:
         tables: dict[str, tuple[pb.TableDescriptor, list[pb.CommandResult]]],
     ) -> pb.ExecuteResponse:
         engine = Engine(":memory:")
+        _interruptible(engine)
         try:
             for table, results in tables.values():
                 engine.execute(table.create_sql)
@@ -1737,6 +1760,13 @@ def _session_staleness(request: pb.ExecuteRequest) -> int:
         return int(value) if value else 0
     except ValueError:
         return 0
+
+
+def _interruptible(engine: Engine) -> None:
+    """Let the client's cancellation abort this gateway-side engine's statements."""
+    cancel = _CANCEL.get()
+    if cancel is not None:
+        engine.stop_when(cancel.is_set)
 
 
 def _params(request: pb.ExecuteRequest, tree: exp.Expr) -> Params:

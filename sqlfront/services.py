@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -55,8 +56,12 @@ class SqlService(rpc.SQLServicer):
             kind = statement_kind(request.sql)
             metrics.statements.labels(kind).inc()
             started = time.perf_counter()
+            cancel = threading.Event()
+            # Runs when the call ends for any reason; before we answer, only if the client
+            # cancelled it (Ctrl-C in the shell closes its channel) or its deadline passed.
+            context.add_callback(cancel.set)
             try:
-                resp = self._node.gateway.execute(request)
+                resp = self._node.gateway.execute(request, cancel)
             finally:
                 self._node.client_slots.release()
                 metrics.latency.labels(kind).observe(time.perf_counter() - started)

@@ -348,6 +348,8 @@ class Shell:
             if done.is_set():  # the answer raced the Ctrl-C: show it after all
                 conn.close()
             else:
+                # Closing the channel cancels the call: the server stops the statement.
+                conn.close()
                 self._reconnect()
                 raise _Cancelled from None
         finally:

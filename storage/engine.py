@@ -107,6 +107,9 @@ def classify_sqlite_error(exc: apsw.Error) -> SqlFailure:
             code = sqlstate.INTEGRITY_VIOLATION
     elif isinstance(exc, apsw.MismatchError):
         code = sqlstate.DATATYPE_MISMATCH
+    elif isinstance(exc, apsw.InterruptError):
+        code = sqlstate.QUERY_CANCELED
+        msg = "canceling statement due to user request"
     elif isinstance(exc, apsw.BindingsError):
         code = sqlstate.INVALID_PARAMETER
     elif isinstance(exc, apsw.TooBigError):
@@ -459,6 +462,12 @@ class Engine:
             f"INSERT OR REPLACE INTO {_INTERNAL_PREFIX}config VALUES (1, ?, ?, ?)",
             (",".join(map(str, voters)), ",".join(map(str, non_voters)), generation),
         )
+
+    def stop_when(self, cancelled: Callable[[], bool]) -> None:
+        """Abort the running statement (SQLSTATE 57014) once ``cancelled()`` is true; checked
+        every few thousand SQLite VM steps. For gateway-side scratch engines only: a replica's
+        connection also applies the log and must never be interrupted."""
+        self._conn.set_progress_handler(cancelled, 5000)
 
     # -- spans (which rows of its table this replica holds) ----------------------------------
 
