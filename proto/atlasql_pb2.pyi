@@ -43,7 +43,7 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., position: _Optional[int] = ..., line: _Optional[int] = ..., column: _Optional[int] = ..., leader_hint: _Optional[int] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("sql", "params", "named_params", "session_id", "seq", "database", "batch", "settings")
+    __slots__ = ("sql", "params", "named_params", "session_id", "seq", "database", "batch", "settings", "trace")
     class NamedParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +66,7 @@ class ExecuteRequest(_message.Message):
     DATABASE_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    TRACE_FIELD_NUMBER: _ClassVar[int]
     sql: str
     params: _containers.RepeatedCompositeFieldContainer[Value]
     named_params: _containers.MessageMap[str, Value]
@@ -74,10 +75,21 @@ class ExecuteRequest(_message.Message):
     database: str
     batch: _containers.RepeatedCompositeFieldContainer[Row]
     settings: _containers.ScalarMap[str, str]
-    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., session_id: _Optional[str] = ..., seq: _Optional[int] = ..., database: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., settings: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    trace: bool
+    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., session_id: _Optional[str] = ..., seq: _Optional[int] = ..., database: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., settings: _Optional[_Mapping[str, str]] = ..., trace: _Optional[bool] = ...) -> None: ...
+
+class Hop(_message.Message):
+    __slots__ = ("where", "what", "ms")
+    WHERE_FIELD_NUMBER: _ClassVar[int]
+    WHAT_FIELD_NUMBER: _ClassVar[int]
+    MS_FIELD_NUMBER: _ClassVar[int]
+    where: str
+    what: str
+    ms: float
+    def __init__(self, where: _Optional[str] = ..., what: _Optional[str] = ..., ms: _Optional[float] = ...) -> None: ...
 
 class ExecuteResponse(_message.Message):
-    __slots__ = ("columns", "rows", "rows_affected", "last_insert_rowid", "error", "returns_rows", "database", "settings")
+    __slots__ = ("columns", "rows", "rows_affected", "last_insert_rowid", "error", "returns_rows", "database", "settings", "hops")
     class SettingsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +105,7 @@ class ExecuteResponse(_message.Message):
     RETURNS_ROWS_FIELD_NUMBER: _ClassVar[int]
     DATABASE_FIELD_NUMBER: _ClassVar[int]
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    HOPS_FIELD_NUMBER: _ClassVar[int]
     columns: _containers.RepeatedScalarFieldContainer[str]
     rows: _containers.RepeatedCompositeFieldContainer[Row]
     rows_affected: int
@@ -101,7 +114,8 @@ class ExecuteResponse(_message.Message):
     returns_rows: bool
     database: str
     settings: _containers.ScalarMap[str, str]
-    def __init__(self, columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., rows_affected: _Optional[int] = ..., last_insert_rowid: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., returns_rows: _Optional[bool] = ..., database: _Optional[str] = ..., settings: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    hops: _containers.RepeatedCompositeFieldContainer[Hop]
+    def __init__(self, columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., rows_affected: _Optional[int] = ..., last_insert_rowid: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., returns_rows: _Optional[bool] = ..., database: _Optional[str] = ..., settings: _Optional[_Mapping[str, str]] = ..., hops: _Optional[_Iterable[_Union[Hop, _Mapping]]] = ...) -> None: ...
 
 class Locality(_message.Message):
     __slots__ = ("tiers",)

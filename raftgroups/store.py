@@ -287,6 +287,8 @@ class Store:
             "commits": sum(int(g.raftCommitIndex) for g in groups),
             "lease_reads": sum(g.lease_reads for g in groups),
             "snapshots_sent": self.snapshots_sent,
+            "follower_reads": self.follower_reads,
+            "splits_applied": self.splits_applied,
             "snapshots_installed": self.snapshots_installed,
             "flushes": self.log_store.flushes,
         }

@@ -389,6 +389,8 @@ class Connection:
         self._timeout = timeout
         self._database = database
         self._settings: dict[str, str] = {}
+        self.trace = False
+        """Ask the server to time every hop of each SELECT (``Cursor.hops``; atlasql only)."""
         self._session_id = uuid.uuid4().hex
         self._seq = 0
         self._lock = threading.Lock()
@@ -608,6 +610,7 @@ class Connection:
         request.session_id = self._session_id
         request.seq = self._next_seq()
         request.database = self._database
+        request.trace = self.trace
         for key, value in self._settings.items():
             request.settings[key] = value
         response = self._send(request)
@@ -720,6 +723,8 @@ class Cursor:
         self.arraysize = 1
         self.rowcount = -1
         self.lastrowid: int | None = None
+        # (where, what, ms) per hop of the last SELECT, when the connection's ``trace`` is on
+        self.hops: list[tuple[str, str, float]] = []
         self._description: Description | None = None
         self._rows: list[tuple[SqlValue, ...]] = []
         self._pos = 0
@@ -845,6 +850,7 @@ class Cursor:
         self.rowcount = -1
 
     def _load(self, response: pb.ExecuteResponse) -> None:
+        self.hops = [(h.where, h.what, h.ms) for h in response.hops]
         if response.returns_rows:
             self._description = tuple(
                 (name, None, None, None, None, None, None) for name in response.columns

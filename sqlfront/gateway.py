@@ -1192,7 +1192,12 @@ class Gateway:
                 raise StatementError(
                     sqlstate.SYNTAX_ERROR, "executemany() can only execute DML statements"
                 )
-            return self._select(tree, request)
+            if not request.trace:
+                return self._select(tree, request)
+            trace: list[_Hop] = []
+            resp = self._select(tree, request, trace)
+            resp.hops.extend(pb.Hop(where=h.where, what=h.what, ms=h.ms) for h in trace)
+            return resp
         name = type(tree).__name__.upper()
         raise StatementError(
             sqlstate.FEATURE_NOT_SUPPORTED,

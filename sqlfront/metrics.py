@@ -71,6 +71,16 @@ class _StoreCollector(Collector):
                 s["lease_reads"],
             ),
             (
+                "atlasql_follower_reads",
+                "Reads served by a replica here within a staleness bound (AS OF SYSTEM TIME).",
+                s["follower_reads"],
+            ),
+            (
+                "atlasql_range_splits",
+                "Range splits applied by replicas here.",
+                s["splits_applied"],
+            ),
+            (
                 "atlasql_raft_snapshots_sent",
                 "Snapshots streamed to followers.",
                 s["snapshots_sent"],

@@ -231,6 +231,7 @@ class _Result:
     columns: list[str] | None
     rows: Sequence[Sequence[object]]
     rowcount: int
+    hops: Sequence[tuple[str, str, float]] = ()
 
 
 class Shell:
@@ -306,6 +307,8 @@ class Shell:
             ok = True
         if self.state.timing:
             self.emit(f"Time: {(time.perf_counter() - started) * 1000:.3f} ms", blank=False)
+            for where, what, ms in result.hops if ok else ():
+                self.emit(f"  {ms:9.3f} ms  {where}: {what}", blank=False)
         if ok and statement_kind(sql).split(" ")[0] in _DDL and self.state.interactive:
             self.refresh_catalog(quiet=True)
         return ok
@@ -362,6 +365,7 @@ class Shell:
     def _reconnect(self) -> None:
         try:
             self.conn = connect(self.addresses, database=self.conn.database)
+            self.conn.trace = self.state.timing
         except Error as exc:
             _print_error(exc, "", self.err)
 
@@ -530,9 +534,10 @@ class Shell:
 
 def _run_statement(conn: Connection, sql: str) -> _Result:
     cursor = conn.execute(sql)
+    hops = list(getattr(cursor, "hops", ()))
     if cursor.description is None:
-        return _Result(None, [], cursor.rowcount)
-    return _Result([d[0] for d in cursor.description], cursor.fetchall(), cursor.rowcount)
+        return _Result(None, [], cursor.rowcount, hops)
+    return _Result([d[0] for d in cursor.description], cursor.fetchall(), cursor.rowcount, hops)
 
 
 def _isatty(stream: TextIO) -> bool:
@@ -602,6 +607,8 @@ def _meta_format(shell: Shell, command: MetaCommand) -> None:
 
 def _meta_timing(shell: Shell, command: MetaCommand) -> None:
     shell.state.timing = _on_off(command, shell.state.timing)
+    if hasattr(shell.conn, "trace"):
+        shell.conn.trace = shell.state.timing  # the server times each hop of a SELECT
     shell.emit(f"Timing is {'on' if shell.state.timing else 'off'}.")
 
 
