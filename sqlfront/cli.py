@@ -213,7 +213,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         if resp.HasField("error") and resp.error.code:
             return _die(f"demo cluster failed to initialise: {resp.error.message}", 1)
         _wait_registered(nodes, timeout=20.0)
-        statements = list(args.execute)
+        statements = list(args.execute or [])
         if args.global_:
             print(
                 "# atlasql demo --global: 9 nodes, 3 per region (us-east n1-n3, us-west n4-n6,"
@@ -239,7 +239,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             )
         return run_shell(
             addrs[0] if args.global_ else ",".join(addrs),
-            statements=statements,
+            statements=statements or None,
             fmt=args.format,
             database="movr" if args.global_ else "",
         )

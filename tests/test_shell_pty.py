@@ -237,3 +237,28 @@ def test_meta_commands_work_in_e_and_piped_stdin(cluster: Any) -> None:
     )
     assert res.returncode == 1
     assert res.stdout.rstrip().endswith("(1 row)") and " 2\n" in res.stdout
+
+
+def test_demo_without_e_opens_the_interactive_shell(tmp_path: Path) -> None:
+    """The README's second set-up command, `atlasql demo`, as a new user types it."""
+    env = dict(os.environ, TERM="dumb", HOME=str(tmp_path), ATLASQL_PAGER="off")
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "sqlfront.cli", "demo"],
+        env=env,
+        cwd=str(Path(__file__).resolve().parent.parent),
+        encoding="utf-8",
+        timeout=TIMEOUT,
+        dimensions=(40, 120),
+    )
+    try:
+        child.expect_exact("# atlasql demo: 3 nodes", timeout=60)
+        child.expect_exact(PROMPT)
+        wait_raw(child)
+        out = run(child, "SELECT 40 + 2 AS answer;", "answer", "42", "(1 row)")
+        assert "42" in out
+        child.sendline("\\q")
+        child.expect(pexpect.EOF)
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
