@@ -1665,8 +1665,14 @@ class Gateway:
                         else " (follower read)"
                     )
                 )
+                here = self._cluster.region_of(self._cluster.node_id)
+                there = self._cluster.region_of(node) if node else "?"
                 trace.append(
-                    _Hop(f"r{desc.range_id} on n{node or '?'}{kind}", f"{rows}: {sql}", started)
+                    _Hop(
+                        f"r{desc.range_id} on n{node or '?'}{kind} {here}->{there}",
+                        f"{rows}: {sql}",
+                        started,
+                    )
                 )
             return res
 
