@@ -171,11 +171,17 @@ GLOBAL_SAMPLE: tuple[str, ...] = (
     "INSERT INTO users VALUES ('u1', 'new york', 'Ada'), ('u2', 'seattle', 'Grace'),"
     " ('u3', 'paris', 'Edsger'), ('u4', 'boston', 'Barbara'), ('u5', 'rome', 'Niklaus')",
 )
+_RIDES = {
+    "us-east": ("('u1', 'new york', 23.5), ('u4', 'boston', 12.0), ('u1', 'boston', 31.25)"),
+    "us-west": ("('u2', 'seattle', 18.0), ('u2', 'san francisco', 42.75)"),
+    "eu-west": ("('u3', 'paris', 15.5), ('u5', 'rome', 9.0), ('u3', 'rome', 27.0)"),
+}
 for _region in GLOBAL_REGIONS:
     _table = "rides_" + _region.replace("-", "_")
     GLOBAL_SAMPLE += (
         f"CREATE TABLE {_table}(id INTEGER PRIMARY KEY, user_id TEXT NOT NULL,"
         f" city TEXT NOT NULL, fare REAL) LOCALITY REGIONAL BY TABLE IN '{_region}'",
+        f"INSERT INTO {_table}(user_id, city, fare) VALUES {_RIDES[_region]}",
     )
 
 
