@@ -92,6 +92,12 @@ _SPLIT_RE = re.compile(
     r"(?P<values>VALUES\s*\(.*?)\s*;?\s*$",
     re.I | re.S,
 )
+_SHOW_RANGE_FOR_ROW_RE = re.compile(
+    r"^\s*SHOW\s+RANGE\s+FROM\s+TABLE\s+"
+    r"(?P<table>(?:[A-Za-z_][A-Za-z0-9_]*\.)?(?:[A-Za-z_][A-Za-z0-9_]*|\"[^\"]+\"))"
+    r"\s+FOR\s+ROW\s*(?P<row>\(.*\))\s*;?\s*$",
+    re.I | re.S,
+)
 _SHOW_RANGES_RE = re.compile(
     r"^\s*SHOW\s+RANGES(?:\s+FROM\s+TABLE\s+"
     r"(?P<table>(?:[A-Za-z_][A-Za-z0-9_]*\.)?(?:[A-Za-z_][A-Za-z0-9_]*|\"[^\"]+\")))?"
@@ -412,6 +418,14 @@ class Gateway:
                 rows_affected=-1,
                 returns_rows=True,
             )
+        for_row = _SHOW_RANGE_FOR_ROW_RE.match(request.sql)
+        if for_row:
+            try:
+                return self._range_for_row(
+                    self._scoped_name(for_row.group("table")), for_row.group("row")
+                )
+            except (StatementError, RangeUnavailableError) as exc:
+                return _error(exc.code, exc.message)
         split = _SPLIT_RE.match(request.sql)
         show = _SHOW_RANGES_RE.match(request.sql)
         if split or show:
@@ -933,6 +947,36 @@ class Gateway:
         leader = self._cluster.sender.leader_of(desc.range_id)
         span = f"[{format_key(desc.start_key)}, {format_key(desc.end_key, end=True)})"
         return f"r{desc.range_id} {span} leader n{leader or '?'}"
+
+    def _range_for_row(self, name: str, row_sql: str) -> pb.ExecuteResponse:
+        """SHOW RANGE FROM TABLE t FOR ROW (key values...): the range that holds that key."""
+        table = self._table(name)
+        shape = table_shape(table.name, table.create_sql)
+        rows = _evaluate_values("VALUES " + row_sql)
+        if len(rows) != 1 or len(rows[0]) != len(shape.key_columns):
+            raise StatementError(
+                sqlstate.SYNTAX_ERROR,
+                f"FOR ROW takes the {len(shape.key_columns)} key value(s) of {table.name}"
+                f" ({', '.join(shape.key_columns)})",
+            )
+        _check_key_values(shape, rows[0])
+        key = encode_prefix(list(rows[0]))
+        ranges = self._ranges(table.name, refresh=True)
+        desc = range_for_key(ranges, key) or ranges[-1]
+        leader = self._cluster.range_leaders().get(desc.range_id, 0)
+        return _rows_response(
+            ["range_id", "start_key", "end_key", "voters", "non_voters", "leader"],
+            [
+                (
+                    desc.range_id,
+                    format_key(desc.start_key),
+                    format_key(desc.end_key, end=True),
+                    ",".join(f"n{n}" for n in desc.replicas),
+                    ",".join(f"n{n}" for n in desc.non_voters),
+                    f"n{leader}" if leader else "",
+                )
+            ],
+        )
 
     def _show_ranges(self, name: str | None, *, details: bool = False) -> pb.ExecuteResponse:
         self._cluster.refresh_catalog()

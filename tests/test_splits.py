@@ -179,6 +179,12 @@ def test_multi_range_writes_fail_cleanly_and_point_writes_route(module_cluster: 
     conn.execute("INSERT INTO w(v) VALUES (9)")  # automatic rowid: in the last range
     assert conn.execute("SELECT k FROM w WHERE v = 9").fetchone() == (37,)
     assert conn.execute("SELECT count(*), sum(v) FROM w").fetchone() == (28, 25)
+    ranges = conn.execute("SHOW RANGES FROM TABLE w").fetchall()
+    for key, index in ((5, 0), (10, 1), (19, 1), (20, 2), (10**12, 2)):
+        (row,) = conn.execute(f"SHOW RANGE FROM TABLE w FOR ROW ({key})").fetchall()
+        assert row[0] == ranges[index][0] and row[1] == ranges[index][2], (key, row)
+    with pytest.raises(sqlfront.DatabaseError):
+        conn.execute("SHOW RANGE FROM TABLE w FOR ROW (1, 2)")
     assert conn.execute("SELECT k FROM w WHERE k > 8 AND k < 13 ORDER BY k DESC").fetchall() == [
         (12,),
         (11,),
