@@ -252,3 +252,38 @@ def test_follower_reads_serve_nearby_and_refuse_when_stale(geo: Cluster) -> None
         geo.heal()
     west.close()
     conn.close()
+
+
+def test_alter_database_regions(geo: Cluster) -> None:
+    conn = sqlfront.connect(geo.addrs())
+    conn.execute("CREATE DATABASE regs PRIMARY REGION 'us-east'")
+
+    def regions() -> list[tuple[object, ...]]:
+        return [tuple(r)[1:] for r in conn.execute("SHOW REGIONS FROM DATABASE regs").fetchall()]
+
+    assert regions() == [("us-east", 1)]
+    conn.execute("ALTER DATABASE regs ADD REGION 'us-west'")
+    assert regions() == [("us-east", 1), ("us-west", 0)]
+    conn.execute("ALTER DATABASE regs SET PRIMARY REGION 'us-west'")
+    assert regions() == [("us-west", 1), ("us-east", 0)]
+    for sql, code in (
+        ("ALTER DATABASE regs DROP REGION 'us-west'", "22023"),  # the primary region
+        ("ALTER DATABASE regs ADD REGION 'us-east'", "42710"),  # already there
+        ("ALTER DATABASE regs ADD REGION 'mars'", "22023"),  # no nodes
+        ("ALTER DATABASE regs SURVIVE REGION FAILURE", "22023"),  # needs 3 regions
+    ):
+        with pytest.raises(sqlfront.DatabaseError) as info:
+            conn.execute(sql)
+        assert info.value.sqlstate == code, sql
+    conn.execute("ALTER DATABASE regs DROP REGION 'us-east'")
+    assert regions() == [("us-west", 1)]
+    conn.execute("ALTER DATABASE regs ADD REGION 'eu-west'")
+    conn.execute("ALTER DATABASE regs ADD REGION 'us-east'")
+    conn.execute("ALTER DATABASE regs SURVIVE REGION FAILURE")
+    assert conn.execute("SHOW SURVIVAL GOAL FROM DATABASE regs").fetchone() == ("regs", "region")
+    conn.execute("USE regs")
+    conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY) LOCALITY REGIONAL BY TABLE IN 'eu-west'")
+    with pytest.raises(sqlfront.DatabaseError) as info:
+        conn.execute("ALTER DATABASE regs DROP REGION 'eu-west'")  # t is homed there
+    assert info.value.sqlstate == "2BP01"
+    conn.close()
