@@ -50,6 +50,7 @@ _PRAGMAS = (
 )
 
 _INTERNAL_PREFIX = "_atlas_"
+_NO_SPAN_CACHE = object()
 _INT64_MAX = 2**63 - 1
 
 _INSERT_RE = re.compile(r"^\s*(?:insert|replace)\b", re.I)
@@ -188,6 +189,7 @@ class Engine:
         except _FATAL as exc:
             raise EngineFailure(f"cannot open {path}: {exc}") from exc
         self._applied, self._applied_term = self._read_applied()
+        self._span_cache: object = _NO_SPAN_CACHE
 
     # -- applied index -----------------------------------------------------------------------
 
@@ -226,6 +228,7 @@ class Engine:
                     )
                     self._conn.execute("COMMIT")
                 except BaseException:
+                    self._span_cache = _NO_SPAN_CACHE
                     if self._conn.in_transaction:
                         self._conn.execute("ROLLBACK")
                     raise
@@ -484,16 +487,44 @@ class Engine:
                 without_rowid = True
         return key_columns_from_info(info, without_rowid)
 
-    def span(self) -> tuple[str, bytes, bytes] | None:
-        """(table, start_key, end_key) this replica holds, or None: the whole table."""
+    def _span_record(self) -> tuple[str, bytes, bytes, int, str] | None:
+        """The ``_atlas_span`` row (table, start, end, schema version, database), read once
+        and cached: every statement checks it, and it changes only through ``set_span`` /
+        ``set_schema_version`` (which drop the cache, as does a rolled-back apply)."""
         with self._lock:
+            if self._span_cache is not _NO_SPAN_CACHE:
+                return self._span_cache  # type: ignore[return-value]
             try:
                 row = self._conn.execute(
-                    f"SELECT table_name, start_key, end_key FROM {_INTERNAL_PREFIX}span"
+                    "SELECT table_name, start_key, end_key, schema_version, database"
+                    f" FROM {_INTERNAL_PREFIX}span"
                 ).fetchone()
             except apsw.SQLError:
-                return None
-        return (str(row[0]), bytes(row[1]), bytes(row[2])) if row else None
+                row = None
+            record = (
+                (str(row[0]), bytes(row[1]), bytes(row[2]), int(row[3]), str(row[4]))
+                if row
+                else None
+            )
+            self._span_cache = record
+            return record
+
+    def span(self) -> tuple[str, bytes, bytes] | None:
+        """(table, start_key, end_key) this replica holds, or None: the whole table."""
+        record = self._span_record()
+        return record[:3] if record is not None else None
+
+    def live_bytes(self) -> int:
+        """Bytes of the database file in use (free pages left out)."""
+        with self._lock:
+            try:
+                pages, free, size = (
+                    int(str(self._conn.execute(f"PRAGMA {p}").fetchall()[0][0]))
+                    for p in ("page_count", "freelist_count", "page_size")
+                )
+            except _FATAL as exc:
+                raise EngineFailure(f"{self.path}: {exc}") from exc
+        return (pages - free) * size
 
     @staticmethod
     def split_candidate(path: str, table: str) -> tuple[int, bytes | None]:
@@ -563,6 +594,7 @@ class Engine:
     def set_span(self, table: str, start_key: bytes, end_key: bytes, database: str = "") -> None:
         """Inside ``apply`` only."""
         self._ensure_span_table()
+        self._span_cache = _NO_SPAN_CACHE
         self._conn.execute(
             f"INSERT INTO {_INTERNAL_PREFIX}span(id, table_name, start_key, end_key, database)"
             " VALUES (1, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET"
@@ -573,27 +605,18 @@ class Engine:
 
     def span_database(self) -> str:
         """The database of this replica's table ('' = defaultdb or not recorded)."""
-        with self._lock:
-            try:
-                row = self._conn.execute(f"SELECT database FROM {_INTERNAL_PREFIX}span").fetchone()
-            except apsw.SQLError:
-                return ""
-        return str(row[0]) if row else ""
+        record = self._span_record()
+        return record[4] if record is not None else ""
 
     def schema_version(self) -> int:
         """The version of its table's schema this replica holds (1 until a DDL sets it)."""
-        with self._lock:
-            try:
-                row = self._conn.execute(
-                    f"SELECT schema_version FROM {_INTERNAL_PREFIX}span"
-                ).fetchone()
-            except apsw.SQLError:
-                return 1
-        return int(row[0]) if row else 1
+        record = self._span_record()
+        return record[3] if record is not None else 1
 
     def set_schema_version(self, table: str, version: int, database: str = "") -> None:
         """Inside ``apply`` only (a replica without a span row gets the whole-table span)."""
         self._ensure_span_table()
+        self._span_cache = _NO_SPAN_CACHE
         self._conn.execute(
             f"INSERT INTO {_INTERNAL_PREFIX}span VALUES (1, ?, x'', x'', ?, ?)"
             " ON CONFLICT(id) DO UPDATE SET schema_version = excluded.schema_version",
