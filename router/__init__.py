@@ -10,7 +10,13 @@ from storage.keys import (
     prefix_end,
 )
 
-from .catalog import CatalogCache, range_for_key, ranges_overlapping
+from .catalog import (
+    DEFAULT_DATABASE,
+    CatalogCache,
+    database_key,
+    range_for_key,
+    ranges_overlapping,
+)
 from .errors import RangeUnavailableError, RouterError
 from .latency import RttMatrix, RttMatrixError, load_rtt_matrix, parse_rtt_matrix
 from .placement import Action, NodeDesc, Policy, RangeState, Rule, next_action, rule_for
@@ -34,7 +40,9 @@ __all__ = [
     "RttMatrixError",
     "load_rtt_matrix",
     "parse_rtt_matrix",
+    "DEFAULT_DATABASE",
     "CatalogCache",
+    "database_key",
     "range_for_key",
     "ranges_overlapping",
     "ChannelPool",

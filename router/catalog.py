@@ -5,12 +5,16 @@ from __future__ import annotations
 import threading
 
 from proto import pb
+from raftgroups.meta import DEFAULT_DATABASE, db_name
 
-DEFAULT_DATABASE = "defaultdb"
 
+def database_key(name: str) -> str:
+    """A database name for comparisons: "" is defaultdb; case-insensitive.
 
-def _db(name: str) -> str:
-    return (name or DEFAULT_DATABASE).lower()
+    >>> database_key(""), database_key("Shop")
+    ('defaultdb', 'shop')
+    """
+    return db_name(name).lower()
 
 
 class CatalogCache:
@@ -37,21 +41,23 @@ class CatalogCache:
             return True
 
     def table(self, name: str, database: str = "") -> pb.TableDescriptor | None:
-        low, db = name.lower(), _db(database)
+        low, db = name.lower(), database_key(database)
         for t in self.snapshot().tables:
-            if t.name.lower() == low and _db(t.database) == db:
+            if t.name.lower() == low and database_key(t.database) == db:
                 found: pb.TableDescriptor = t
                 return found
         return None
 
     def ranges_of(self, table: str, database: str = "") -> list[pb.RangeDescriptor]:
-        low, db = table.lower(), _db(database)
+        low, db = table.lower(), database_key(database)
         return [
-            r for r in self.snapshot().ranges if r.table.lower() == low and _db(r.database) == db
+            r
+            for r in self.snapshot().ranges
+            if r.table.lower() == low and database_key(r.database) == db
         ]
 
     def database_exists(self, name: str) -> bool:
-        db = _db(name)
+        db = database_key(name)
         return db == DEFAULT_DATABASE or any(
             d.name.lower() == db for d in self.snapshot().databases
         )
@@ -98,3 +104,12 @@ def ranges_overlapping(
             continue
         out.append(r)
     return out
+
+
+__all__ = [
+    "DEFAULT_DATABASE",
+    "CatalogCache",
+    "database_key",
+    "range_for_key",
+    "ranges_overlapping",
+]

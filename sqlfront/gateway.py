@@ -33,12 +33,14 @@ from sqlglot import exp
 
 from proto import pb
 from router import (
+    DEFAULT_DATABASE,
     Action,
     CatalogCache,
     Policy,
     RangeSender,
     RangeUnavailableError,
     Rule,
+    database_key,
     range_for_key,
 )
 from storage import (
@@ -302,7 +304,7 @@ def _from_result(res: pb.CommandResult) -> pb.ExecuteResponse:
 
 
 def _in_current_database(database: str) -> bool:
-    return (database or "defaultdb").lower() == (_DB.get() or "defaultdb").lower()
+    return database_key(database) == database_key(_DB.get())
 
 
 def _cte_names(tree: exp.Expr) -> set[str]:
@@ -340,7 +342,8 @@ class Gateway:
     ) -> pb.ExecuteResponse:
         """Run one client statement. ``cancel``: set when the client cancels the call; the
         gateway then stops waiting for ranges and aborts its own SQLite work (57014)."""
-        token = _DB.set(request.database if request.database.lower() != "defaultdb" else "")
+        default = database_key(request.database) == DEFAULT_DATABASE
+        token = _DB.set("" if default else request.database)
         cancel_token = _CANCEL.set(cancel)
         try:
             return self._execute(request)
@@ -608,9 +611,9 @@ class Gateway:
                     )
                 )
             return _rows_response(["region", "zones", "nodes", "database_names"], rows)
-        name = m.group("rdb") or m.group("sdb") or _DB.get() or "defaultdb"
+        name = m.group("rdb") or m.group("sdb") or _DB.get() or DEFAULT_DATABASE
         desc = self._database_desc(name)
-        if desc is None and name.lower() != "defaultdb":
+        if desc is None and database_key(name) != DEFAULT_DATABASE:
             raise StatementError(sqlstate.UNDEFINED_DATABASE, f"database {name} does not exist")
         if m.group("regions"):
             regions = list(desc.regions) if desc is not None else []
@@ -624,7 +627,7 @@ class Gateway:
     def _home_region(self, locality: str) -> str:
         """The home region a table of the current database with ``locality`` gets; checks
         that the locality fits the database."""
-        desc = self._database_desc(_DB.get() or "defaultdb")
+        desc = self._database_desc(_DB.get() or DEFAULT_DATABASE)
         primary = desc.primary_region if desc is not None else ""
         if locality and not primary:
             raise StatementError(
@@ -695,21 +698,19 @@ class Gateway:
         self._cluster.refresh_catalog()
         cat = self._cluster.catalog.snapshot()
         if m.group("showdb"):
-            names = ["defaultdb"] + sorted(d.name for d in cat.databases)
+            names = [DEFAULT_DATABASE] + sorted(d.name for d in cat.databases)
             return _rows_response(["database_name"], [(n,) for n in names])
-        db = m.group("from") or _DB.get() or "defaultdb"
+        db = m.group("from") or _DB.get() or DEFAULT_DATABASE
         if not self._database_exists(db):
             raise StatementError(sqlstate.UNDEFINED_DATABASE, f"database {db} does not exist")
-        tables = sorted(
-            t.name for t in cat.tables if (t.database or "defaultdb").lower() == db.lower()
-        )
+        tables = sorted(t.name for t in cat.tables if database_key(t.database) == database_key(db))
         return _rows_response(["table_name"], [(t,) for t in tables])
 
     def _scoped_name(self, name: str) -> str:
         """``d.t`` -> ``t``, working in database d from now on; quotes removed."""
         if not name.startswith('"') and "." in name:
             db, name = name.split(".", 1)
-            db = "" if db.lower() == "defaultdb" else db
+            db = "" if database_key(db) == DEFAULT_DATABASE else db
             if db and not self._database_exists(db):
                 raise StatementError(sqlstate.UNDEFINED_DATABASE, f"database {db} does not exist")
             _DB.set(db)
@@ -729,7 +730,7 @@ class Gateway:
                 "a statement over tables of several databases is not supported yet",
             )
         db = qualified.pop()
-        db = "" if db == "defaultdb" else db
+        db = "" if database_key(db) == DEFAULT_DATABASE else db
         if db and not self._database_exists(db):
             raise StatementError(sqlstate.UNDEFINED_DATABASE, f"database {db} does not exist")
         current = _DB.get().lower()

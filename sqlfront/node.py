@@ -38,6 +38,7 @@ from raftgroups import (
     read_catalog,
 )
 from router import (
+    DEFAULT_DATABASE,
     Action,
     CatalogCache,
     ChannelPool,
@@ -47,6 +48,7 @@ from router import (
     RangeState,
     RangeUnavailableError,
     Rule,
+    database_key,
     next_action,
     range_for_key,
     rule_for,
@@ -738,7 +740,7 @@ class Node:
             leader_counts[n] = leader_counts.get(n, 0) + 1
         out = []
         for desc in cat.ranges:
-            policy = self.policy_for(desc.database or "defaultdb", desc.table)
+            policy = self.policy_for(desc.database or DEFAULT_DATABASE, desc.table)
             if policy is None:
                 continue
             rule = rule_for(policy, nodes)
@@ -1006,7 +1008,7 @@ class Node:
             if self.node_id in r.replicas or self.node_id in r.non_voters:
                 wanted[r.range_id] = r
         changed = False
-        tables = {(t.database or "defaultdb").lower() + "." + t.name.lower() for t in cat.tables}
+        tables = {database_key(t.database) + "." + t.name.lower() for t in cat.tables}
         listed = {r.range_id for r in cat.ranges}
         for range_id, desc in wanted.items():
             peers = list(desc.replicas)
@@ -1044,7 +1046,7 @@ class Node:
         span = self.store.replica_span(range_id)
         if span is None:
             return ""
-        return (span[3] or "defaultdb").lower() + "." + span[0].lower()
+        return database_key(span[3]) + "." + span[0].lower()
 
     def _open_meta(self, campaign: bool) -> None:
         if self.node_id in self.state.meta_replicas:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from proto import pb
+from router import DEFAULT_DATABASE, database_key
 from sqlfront.dialect import AtlasDialect, is_complete, parse, split_statements
 from sqlfront.format import FORMATS
 
@@ -51,8 +52,6 @@ __all__ = [
     "split_script",
     "tables_listing",
 ]
-
-DEFAULT_DATABASE: Final = "defaultdb"
 
 
 def database_names(catalog: pb.Catalog) -> list[str]:
@@ -320,10 +319,10 @@ def catalog_view(catalog: pb.Catalog, database: str = "") -> CatalogView:
     >>> view.tables["t"].column_names(), view.tables["t"].indexes[0].columns
     (['id', 'v'], ('v',))
     """
-    db = (database or DEFAULT_DATABASE).lower()
+    db = database_key(database)
 
     def mine(name: str) -> bool:
-        return (name or DEFAULT_DATABASE).lower() == db
+        return database_key(name) == db
 
     tables: dict[str, TableInfo] = {}
     scoped = pb.Catalog()
