@@ -1123,17 +1123,6 @@ class Gateway:
         request: pb.ExecuteRequest | None,
         named_only: bool = False,
         staleness_ms: int = 0,
-    ) -> pb.CommandResult:
-        return self._read_at(table, desc, sql, request, named_only, staleness_ms)[1]
-
-    def _read_at(
-        self,
-        table: pb.TableDescriptor,
-        desc: pb.RangeDescriptor,
-        sql: str,
-        request: pb.ExecuteRequest | None,
-        named_only: bool = False,
-        staleness_ms: int = 0,
     ) -> tuple[int, pb.CommandResult]:
         """(the node that answered, the result). With ``staleness_ms``, the nearest replica
         fresh enough answers (a follower read), else the leader."""
@@ -1386,7 +1375,7 @@ class Gateway:
         after = pb.TableDescriptor()
         after.CopyFrom(table)
         after.schema_version = version
-        res = self._read(
+        _node, res = self._read(
             after,
             desc,
             "SELECT type, name, sql FROM sqlite_schema WHERE tbl_name = ? AND sql IS NOT NULL"
@@ -1698,7 +1687,7 @@ class Gateway:
             table: pb.TableDescriptor, desc: pb.RangeDescriptor, sql: str, named: bool
         ) -> pb.CommandResult:
             started = time.perf_counter()
-            node, res = self._read_at(table, desc, sql, request, named, staleness)
+            node, res = self._read(table, desc, sql, request, named, staleness)
             if trace is not None:
                 rows = f"{len(res.rows)} rows" if not res.error.code else res.error.code
                 kind = (
