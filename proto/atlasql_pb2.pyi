@@ -1,4 +1,5 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -43,7 +44,7 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., position: _Optional[int] = ..., line: _Optional[int] = ..., column: _Optional[int] = ..., leader_hint: _Optional[int] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("sql", "params", "named_params", "session_id", "seq", "database", "batch", "settings", "trace")
+    __slots__ = ("sql", "params", "named_params", "session_id", "seq", "database", "batch", "settings", "trace", "in_txn")
     class NamedParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +68,7 @@ class ExecuteRequest(_message.Message):
     BATCH_FIELD_NUMBER: _ClassVar[int]
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
     TRACE_FIELD_NUMBER: _ClassVar[int]
+    IN_TXN_FIELD_NUMBER: _ClassVar[int]
     sql: str
     params: _containers.RepeatedCompositeFieldContainer[Value]
     named_params: _containers.MessageMap[str, Value]
@@ -76,7 +78,8 @@ class ExecuteRequest(_message.Message):
     batch: _containers.RepeatedCompositeFieldContainer[Row]
     settings: _containers.ScalarMap[str, str]
     trace: bool
-    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., session_id: _Optional[str] = ..., seq: _Optional[int] = ..., database: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., settings: _Optional[_Mapping[str, str]] = ..., trace: _Optional[bool] = ...) -> None: ...
+    in_txn: bool
+    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., session_id: _Optional[str] = ..., seq: _Optional[int] = ..., database: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., settings: _Optional[_Mapping[str, str]] = ..., trace: _Optional[bool] = ..., in_txn: _Optional[bool] = ...) -> None: ...
 
 class Hop(_message.Message):
     __slots__ = ("where", "what", "ms")
@@ -89,7 +92,7 @@ class Hop(_message.Message):
     def __init__(self, where: _Optional[str] = ..., what: _Optional[str] = ..., ms: _Optional[float] = ...) -> None: ...
 
 class ExecuteResponse(_message.Message):
-    __slots__ = ("columns", "rows", "rows_affected", "last_insert_rowid", "error", "returns_rows", "database", "settings", "hops")
+    __slots__ = ("columns", "rows", "rows_affected", "last_insert_rowid", "error", "returns_rows", "database", "settings", "hops", "txn_status")
     class SettingsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +109,7 @@ class ExecuteResponse(_message.Message):
     DATABASE_FIELD_NUMBER: _ClassVar[int]
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
     HOPS_FIELD_NUMBER: _ClassVar[int]
+    TXN_STATUS_FIELD_NUMBER: _ClassVar[int]
     columns: _containers.RepeatedScalarFieldContainer[str]
     rows: _containers.RepeatedCompositeFieldContainer[Row]
     rows_affected: int
@@ -115,7 +119,8 @@ class ExecuteResponse(_message.Message):
     database: str
     settings: _containers.ScalarMap[str, str]
     hops: _containers.RepeatedCompositeFieldContainer[Hop]
-    def __init__(self, columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., rows_affected: _Optional[int] = ..., last_insert_rowid: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., returns_rows: _Optional[bool] = ..., database: _Optional[str] = ..., settings: _Optional[_Mapping[str, str]] = ..., hops: _Optional[_Iterable[_Union[Hop, _Mapping]]] = ...) -> None: ...
+    txn_status: str
+    def __init__(self, columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., rows_affected: _Optional[int] = ..., last_insert_rowid: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., returns_rows: _Optional[bool] = ..., database: _Optional[str] = ..., settings: _Optional[_Mapping[str, str]] = ..., hops: _Optional[_Iterable[_Union[Hop, _Mapping]]] = ..., txn_status: _Optional[str] = ...) -> None: ...
 
 class Locality(_message.Message):
     __slots__ = ("tiers",)
@@ -379,7 +384,7 @@ class Catalog(_message.Message):
     def __init__(self, version: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., tables: _Optional[_Iterable[_Union[TableDescriptor, _Mapping]]] = ..., ranges: _Optional[_Iterable[_Union[RangeDescriptor, _Mapping]]] = ..., max_range_id: _Optional[int] = ..., databases: _Optional[_Iterable[_Union[DatabaseDescriptor, _Mapping]]] = ...) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("proposer", "request_id", "session_id", "seq", "write", "read", "meta", "check", "barrier", "change_replicas", "split")
+    __slots__ = ("proposer", "request_id", "session_id", "seq", "write", "read", "meta", "check", "barrier", "change_replicas", "split", "txn_step", "txn_prepare", "txn_commit", "txn_resolve", "txn_recover", "txn_forget")
     PROPOSER_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -391,6 +396,12 @@ class Command(_message.Message):
     BARRIER_FIELD_NUMBER: _ClassVar[int]
     CHANGE_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     SPLIT_FIELD_NUMBER: _ClassVar[int]
+    TXN_STEP_FIELD_NUMBER: _ClassVar[int]
+    TXN_PREPARE_FIELD_NUMBER: _ClassVar[int]
+    TXN_COMMIT_FIELD_NUMBER: _ClassVar[int]
+    TXN_RESOLVE_FIELD_NUMBER: _ClassVar[int]
+    TXN_RECOVER_FIELD_NUMBER: _ClassVar[int]
+    TXN_FORGET_FIELD_NUMBER: _ClassVar[int]
     proposer: int
     request_id: int
     session_id: str
@@ -402,7 +413,101 @@ class Command(_message.Message):
     barrier: Barrier
     change_replicas: ChangeReplicas
     split: SplitRange
-    def __init__(self, proposer: _Optional[int] = ..., request_id: _Optional[int] = ..., session_id: _Optional[str] = ..., seq: _Optional[int] = ..., write: _Optional[_Union[SqlWrite, _Mapping]] = ..., read: _Optional[_Union[SqlRead, _Mapping]] = ..., meta: _Optional[_Union[MetaOp, _Mapping]] = ..., check: _Optional[_Union[ChecksumOp, _Mapping]] = ..., barrier: _Optional[_Union[Barrier, _Mapping]] = ..., change_replicas: _Optional[_Union[ChangeReplicas, _Mapping]] = ..., split: _Optional[_Union[SplitRange, _Mapping]] = ...) -> None: ...
+    txn_step: TxnStep
+    txn_prepare: TxnPrepare
+    txn_commit: TxnCommit
+    txn_resolve: TxnResolve
+    txn_recover: TxnRecover
+    txn_forget: TxnForget
+    def __init__(self, proposer: _Optional[int] = ..., request_id: _Optional[int] = ..., session_id: _Optional[str] = ..., seq: _Optional[int] = ..., write: _Optional[_Union[SqlWrite, _Mapping]] = ..., read: _Optional[_Union[SqlRead, _Mapping]] = ..., meta: _Optional[_Union[MetaOp, _Mapping]] = ..., check: _Optional[_Union[ChecksumOp, _Mapping]] = ..., barrier: _Optional[_Union[Barrier, _Mapping]] = ..., change_replicas: _Optional[_Union[ChangeReplicas, _Mapping]] = ..., split: _Optional[_Union[SplitRange, _Mapping]] = ..., txn_step: _Optional[_Union[TxnStep, _Mapping]] = ..., txn_prepare: _Optional[_Union[TxnPrepare, _Mapping]] = ..., txn_commit: _Optional[_Union[TxnCommit, _Mapping]] = ..., txn_resolve: _Optional[_Union[TxnResolve, _Mapping]] = ..., txn_recover: _Optional[_Union[TxnRecover, _Mapping]] = ..., txn_forget: _Optional[_Union[TxnForget, _Mapping]] = ...) -> None: ...
+
+class TxnMeta(_message.Message):
+    __slots__ = ("txn_id", "priority", "incarnation")
+    TXN_ID_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    txn_id: bytes
+    priority: int
+    incarnation: int
+    def __init__(self, txn_id: _Optional[bytes] = ..., priority: _Optional[int] = ..., incarnation: _Optional[int] = ...) -> None: ...
+
+class TxnStep(_message.Message):
+    __slots__ = ("txn", "kind", "changeset", "stmt", "read_only", "locks", "trim_to_span")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STATEMENT: _ClassVar[TxnStep.Kind]
+        VALIDATE: _ClassVar[TxnStep.Kind]
+        RELEASE: _ClassVar[TxnStep.Kind]
+        HEARTBEAT: _ClassVar[TxnStep.Kind]
+    STATEMENT: TxnStep.Kind
+    VALIDATE: TxnStep.Kind
+    RELEASE: TxnStep.Kind
+    HEARTBEAT: TxnStep.Kind
+    TXN_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CHANGESET_FIELD_NUMBER: _ClassVar[int]
+    STMT_FIELD_NUMBER: _ClassVar[int]
+    READ_ONLY_FIELD_NUMBER: _ClassVar[int]
+    LOCKS_FIELD_NUMBER: _ClassVar[int]
+    TRIM_TO_SPAN_FIELD_NUMBER: _ClassVar[int]
+    txn: TxnMeta
+    kind: TxnStep.Kind
+    changeset: bytes
+    stmt: SqlWrite
+    read_only: bool
+    locks: _containers.RepeatedCompositeFieldContainer[Span]
+    trim_to_span: bool
+    def __init__(self, txn: _Optional[_Union[TxnMeta, _Mapping]] = ..., kind: _Optional[_Union[TxnStep.Kind, str]] = ..., changeset: _Optional[bytes] = ..., stmt: _Optional[_Union[SqlWrite, _Mapping]] = ..., read_only: _Optional[bool] = ..., locks: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., trim_to_span: _Optional[bool] = ...) -> None: ...
+
+class TxnPrepare(_message.Message):
+    __slots__ = ("txn", "changeset", "record_range", "span", "schema_version")
+    TXN_FIELD_NUMBER: _ClassVar[int]
+    CHANGESET_FIELD_NUMBER: _ClassVar[int]
+    RECORD_RANGE_FIELD_NUMBER: _ClassVar[int]
+    SPAN_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    txn: TxnMeta
+    changeset: bytes
+    record_range: int
+    span: Span
+    schema_version: int
+    def __init__(self, txn: _Optional[_Union[TxnMeta, _Mapping]] = ..., changeset: _Optional[bytes] = ..., record_range: _Optional[int] = ..., span: _Optional[_Union[Span, _Mapping]] = ..., schema_version: _Optional[int] = ...) -> None: ...
+
+class TxnCommit(_message.Message):
+    __slots__ = ("txn", "changeset", "participants", "span", "schema_version", "record")
+    TXN_FIELD_NUMBER: _ClassVar[int]
+    CHANGESET_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPANTS_FIELD_NUMBER: _ClassVar[int]
+    SPAN_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    txn: TxnMeta
+    changeset: bytes
+    participants: _containers.RepeatedScalarFieldContainer[int]
+    span: Span
+    schema_version: int
+    record: bool
+    def __init__(self, txn: _Optional[_Union[TxnMeta, _Mapping]] = ..., changeset: _Optional[bytes] = ..., participants: _Optional[_Iterable[int]] = ..., span: _Optional[_Union[Span, _Mapping]] = ..., schema_version: _Optional[int] = ..., record: _Optional[bool] = ...) -> None: ...
+
+class TxnResolve(_message.Message):
+    __slots__ = ("txn_id", "commit")
+    TXN_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    txn_id: bytes
+    commit: bool
+    def __init__(self, txn_id: _Optional[bytes] = ..., commit: _Optional[bool] = ...) -> None: ...
+
+class TxnRecover(_message.Message):
+    __slots__ = ("txn_id",)
+    TXN_ID_FIELD_NUMBER: _ClassVar[int]
+    txn_id: bytes
+    def __init__(self, txn_id: _Optional[bytes] = ...) -> None: ...
+
+class TxnForget(_message.Message):
+    __slots__ = ("txn_id",)
+    TXN_ID_FIELD_NUMBER: _ClassVar[int]
+    txn_id: bytes
+    def __init__(self, txn_id: _Optional[bytes] = ...) -> None: ...
 
 class Span(_message.Message):
     __slots__ = ("start_key", "end_key")
@@ -449,7 +554,7 @@ class ChecksumOp(_message.Message):
     def __init__(self) -> None: ...
 
 class SqlWrite(_message.Message):
-    __slots__ = ("sql", "params", "named_params", "insert_table", "batch", "span", "schema_version", "new_schema_version", "ddl_table", "ddl_database")
+    __slots__ = ("sql", "params", "named_params", "insert_table", "batch", "span", "schema_version", "new_schema_version", "ddl_table", "ddl_database", "locks")
     class NamedParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -467,6 +572,7 @@ class SqlWrite(_message.Message):
     NEW_SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     DDL_TABLE_FIELD_NUMBER: _ClassVar[int]
     DDL_DATABASE_FIELD_NUMBER: _ClassVar[int]
+    LOCKS_FIELD_NUMBER: _ClassVar[int]
     sql: str
     params: _containers.RepeatedCompositeFieldContainer[Value]
     named_params: _containers.MessageMap[str, Value]
@@ -477,10 +583,11 @@ class SqlWrite(_message.Message):
     new_schema_version: int
     ddl_table: str
     ddl_database: str
-    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., insert_table: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., span: _Optional[_Union[Span, _Mapping]] = ..., schema_version: _Optional[int] = ..., new_schema_version: _Optional[int] = ..., ddl_table: _Optional[str] = ..., ddl_database: _Optional[str] = ...) -> None: ...
+    locks: _containers.RepeatedCompositeFieldContainer[Span]
+    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., insert_table: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., span: _Optional[_Union[Span, _Mapping]] = ..., schema_version: _Optional[int] = ..., new_schema_version: _Optional[int] = ..., ddl_table: _Optional[str] = ..., ddl_database: _Optional[str] = ..., locks: _Optional[_Iterable[_Union[Span, _Mapping]]] = ...) -> None: ...
 
 class SqlRead(_message.Message):
-    __slots__ = ("sql", "params", "named_params", "catalog", "span", "schema_version", "max_staleness_ms")
+    __slots__ = ("sql", "params", "named_params", "catalog", "span", "schema_version", "max_staleness_ms", "locks")
     class NamedParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -495,6 +602,7 @@ class SqlRead(_message.Message):
     SPAN_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     MAX_STALENESS_MS_FIELD_NUMBER: _ClassVar[int]
+    LOCKS_FIELD_NUMBER: _ClassVar[int]
     sql: str
     params: _containers.RepeatedCompositeFieldContainer[Value]
     named_params: _containers.MessageMap[str, Value]
@@ -502,7 +610,8 @@ class SqlRead(_message.Message):
     span: Span
     schema_version: int
     max_staleness_ms: int
-    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., catalog: _Optional[bool] = ..., span: _Optional[_Union[Span, _Mapping]] = ..., schema_version: _Optional[int] = ..., max_staleness_ms: _Optional[int] = ...) -> None: ...
+    locks: _containers.RepeatedCompositeFieldContainer[Span]
+    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., catalog: _Optional[bool] = ..., span: _Optional[_Union[Span, _Mapping]] = ..., schema_version: _Optional[int] = ..., max_staleness_ms: _Optional[int] = ..., locks: _Optional[_Iterable[_Union[Span, _Mapping]]] = ...) -> None: ...
 
 class MetaOp(_message.Message):
     __slots__ = ("register_node", "create_table", "drop_table", "add_index", "drop_index", "update_range", "allocate_range_ids", "upsert_ranges", "alter_table", "create_database", "drop_database", "alter_database", "set_locality")
@@ -669,7 +778,7 @@ class DropDatabase(_message.Message):
     def __init__(self, name: _Optional[str] = ..., if_exists: _Optional[bool] = ..., cascade: _Optional[bool] = ...) -> None: ...
 
 class CommandResult(_message.Message):
-    __slots__ = ("columns", "rows", "rows_affected", "last_insert_rowid", "error", "returns_rows", "applied_index")
+    __slots__ = ("columns", "rows", "rows_affected", "last_insert_rowid", "error", "returns_rows", "applied_index", "changeset", "incarnation", "txn_status")
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
     ROWS_AFFECTED_FIELD_NUMBER: _ClassVar[int]
@@ -677,6 +786,9 @@ class CommandResult(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RETURNS_ROWS_FIELD_NUMBER: _ClassVar[int]
     APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
+    CHANGESET_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    TXN_STATUS_FIELD_NUMBER: _ClassVar[int]
     columns: _containers.RepeatedScalarFieldContainer[str]
     rows: _containers.RepeatedCompositeFieldContainer[Row]
     rows_affected: int
@@ -684,7 +796,10 @@ class CommandResult(_message.Message):
     error: Error
     returns_rows: bool
     applied_index: int
-    def __init__(self, columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., rows_affected: _Optional[int] = ..., last_insert_rowid: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., returns_rows: _Optional[bool] = ..., applied_index: _Optional[int] = ...) -> None: ...
+    changeset: bytes
+    incarnation: int
+    txn_status: str
+    def __init__(self, columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., rows_affected: _Optional[int] = ..., last_insert_rowid: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., returns_rows: _Optional[bool] = ..., applied_index: _Optional[int] = ..., changeset: _Optional[bytes] = ..., incarnation: _Optional[int] = ..., txn_status: _Optional[str] = ...) -> None: ...
 
 class RaftValue(_message.Message):
     __slots__ = ("none", "boolean", "integer", "real", "text", "data", "list", "map")

@@ -118,6 +118,16 @@ def split_refusal(engine: Engine, split: pb.SplitRange) -> SqlFailure | None:
     key = split.split_key
     if not key or key <= start or (end and key >= end):
         return SqlFailure(sqlstate.INVALID_PARAMETER, "the split key is not inside the range")
+    return _intents_pending(engine, "split")
+
+
+def _intents_pending(engine: Engine, what: str) -> SqlFailure | None:
+    """Prepared transactions pin the range's span and schema until they are resolved."""
+    if engine.intents():
+        return SqlFailure(
+            sqlstate.SERIALIZATION_FAILURE,
+            f"cannot {what} while prepared transactions are being resolved on this range; retry",
+        )
     return None
 
 
@@ -142,6 +152,57 @@ def split_config(engine: Engine, split: pb.SplitRange) -> tuple[list[int], list[
     if current is None:
         return sorted(split.voters), sorted(split.non_voters), 2
     return current[0], current[1], current[2] + 1
+
+
+_TXN_OPS = ("txn_prepare", "txn_commit", "txn_resolve", "txn_recover", "txn_forget")
+COMMITTED, ABORTED = "COMMITTED", "ABORTED"
+
+
+def _apply_txn(eng: Engine, command: pb.Command, index: int) -> pb.CommandResult:
+    """Transaction entries (see raftgroups/txn.py and sqlfront/DESIGN.md "Transactions").
+    Deterministic: every replica reaches the same outcome from the same state."""
+    op = command.WhichOneof("op")
+    out = pb.CommandResult(applied_index=index)
+    if op in ("txn_prepare", "txn_commit"):
+        step = command.txn_prepare if op == "txn_prepare" else command.txn_commit
+        moved = span_mismatch(eng, step.span) if step.HasField("span") else None
+        moved = moved or schema_mismatch(eng, step.schema_version)
+        if moved is not None:
+            out.error.code, out.error.message = moved.code, moved.message
+            return out
+    if op == "txn_prepare":
+        p = command.txn_prepare
+        eng.put_intent(p.txn.txn_id, p.changeset, p.record_range, index)
+    elif op == "txn_commit":
+        c = command.txn_commit
+        if c.record:
+            record = eng.txn_record(c.txn.txn_id)
+            if record is not None and record[0] == ABORTED:
+                out.error.code = sqlstate.SERIALIZATION_FAILURE
+                out.error.message = (
+                    "restart transaction: it was aborted while its coordinator was unreachable"
+                )
+                return out
+            eng.put_txn_record(c.txn.txn_id, COMMITTED, ",".join(map(str, c.participants)))
+        if c.changeset:
+            eng.apply_changeset(c.changeset)
+        out.txn_status = COMMITTED
+    elif op == "txn_resolve":
+        r = command.txn_resolve
+        changes = eng.take_intent(r.txn_id)
+        if changes is not None and r.commit:
+            eng.apply_changeset(changes)
+    elif op == "txn_recover":
+        txn_id = command.txn_recover.txn_id
+        record = eng.txn_record(txn_id)
+        if record is None:
+            eng.put_txn_record(txn_id, ABORTED, "")
+            out.txn_status = ABORTED
+        else:
+            out.txn_status = record[0]
+    else:
+        eng.drop_txn_record(command.txn_forget.txn_id)
+    return out
 
 
 def apply(engine: Engine, command: pb.Command, index: int, term: int = 0) -> pb.CommandResult:
@@ -176,6 +237,8 @@ def apply(engine: Engine, command: pb.Command, index: int, term: int = 0) -> pb.
             w = command.write
             moved = span_mismatch(eng, w.span) if w.HasField("span") else None
             moved = moved or schema_mismatch(eng, w.schema_version)
+            if moved is None and w.new_schema_version:
+                moved = _intents_pending(eng, "change the schema")
             guard = _span_guard if eng.span() is not None else None
             if moved is not None:
                 res = StatementResult(error=moved)
@@ -212,6 +275,8 @@ def apply(engine: Engine, command: pb.Command, index: int, term: int = 0) -> pb.
             res = _split_left(eng, command.split)
         elif op == "change_replicas":
             res = _change_replicas(eng, command.change_replicas)
+        elif op in _TXN_OPS:
+            return _apply_txn(eng, command, index)
         elif op == "check":
             digest = eng.checksum()
             eng.record_check(index, digest)

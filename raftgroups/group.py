@@ -46,9 +46,11 @@ from .errors import (
 )
 from .journal import RangeJournal, install
 from .lease import lease_expiry
+from .locks import LockConflict
 from .meta import read_catalog
 from .safety import clamp_ack, plan_append
 from .transport import GroupTransport, NodeTransport, RaftPeer
+from .txn import RangeTxns
 
 install()
 
@@ -66,10 +68,18 @@ class RaftTiming:
     election_min: float = 0.5
     election_max: float = 1.0
     leader_fallback: float = 1.0
+    # Unprepared transaction locks idle this long expire (their gateway is presumed gone).
+    txn_idle_timeout: float = 15.0
 
     def __post_init__(self) -> None:
         if not 0 < self.heartbeat < self.election_min <= self.election_max:
             raise ValueError("need 0 < heartbeat < election_min <= election_max")
+
+
+def _conflict(exc: LockConflict, index: int = 0) -> pb.CommandResult:
+    out = pb.CommandResult(applied_index=index)
+    out.error.code, out.error.message = "40001", exc.message
+    return out
 
 
 def _no_split(group: RangeGroup, split: pb.SplitRange) -> None:
@@ -184,6 +194,8 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         self.split_applied: Callable[[RangeGroup, pb.SplitRange], None] = _no_split
         # pysyncobj's own snapshot transfer would pickle the object; ours streams SQLite files.
         self._SyncObj__serializer.getTransmissionData = lambda node: None
+        # Transactions: locks and provisional statements while this replica leads.
+        self.txns = RangeTxns(self, idle_timeout=timing.txn_idle_timeout)
 
     # -- the apply hook ---------------------------------------------------------------------
 
@@ -219,6 +231,8 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             raise
         if op == "split" and fresh and not result.error.code:
             self.split_applied(self, cmd.split)
+        if fresh and op is not None and op.startswith("txn_"):
+            self.txns.applied(cmd, result)
         if cmd.WhichOneof("op") == "change_replicas":
             config = self.engine.replica_config()
             if config is not None:
@@ -310,6 +324,8 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             if cmd.request_id not in self._pending_reads:
                 return None
             self._pending_reads.discard(cmd.request_id)
+        if not cmd.read.catalog and self.txns.read_blocked(cmd.read.locks):
+            return _conflict(LockConflict("restart: rows held by a committing transaction"), index)
         return self._read_locally(cmd.read, index)
 
     def read_now(self, r: pb.SqlRead) -> pb.CommandResult:
@@ -481,10 +497,33 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             raise ReplicaStopped(f"range {self.range_id}: {self.stopped_reason}")
         if not self._isLeader():
             raise NotLeaderError(self.range_id, self.leader())
-        if command.WhichOneof("op") == "read":
+        op = command.WhichOneof("op")
+        if op == "read":
             served = self._read_under_lease(command, timeout)
             if served is not None:
                 return served
+        elif op == "txn_step":
+            return self.txns.step(command.txn_step, timeout)
+        elif op in ("txn_prepare", "txn_commit"):
+            return self.txns.propose_locked(command, timeout)
+        elif op == "write" and not command.write.ddl_table:
+            # An autocommit write: it waits for transactions' locks on its rows, then keeps
+            # them from taking new ones until it has applied.
+            try:
+                table, token = self.txns.write_begin(command.write.locks, timeout)
+            except LockConflict as exc:
+                return _conflict(exc)
+            try:
+                result = self.propose_entry(command, timeout)
+            except ProposalTimeout:
+                table.end_write(token, linger=10.0)
+                raise
+            table.end_write(token)
+            return result
+        return self.propose_entry(command, timeout)
+
+    def propose_entry(self, command: pb.Command, timeout: float) -> pb.CommandResult:
+        """Propose ``command`` as a log entry (no lock checks) and wait for its result."""
         own = pb.Command()
         own.CopyFrom(command)
         if own.WhichOneof("op") == "split":
@@ -494,6 +533,22 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             own.split.voters.extend(self.voters)
             own.split.non_voters.extend(self.non_voters)
         return self._propose(own, timeout)
+
+    def barrier(self, timeout: float) -> None:
+        """Commit and apply an empty entry of this term (a read-index without the lease)."""
+        self._propose(pb.Command(barrier=pb.Barrier()), timeout)
+
+    def current_term(self) -> int:
+        return int(self._SyncObj__raftCurrentTerm)
+
+    def commit_index(self) -> int:
+        return int(self._SyncObj__raftCommitIndex)
+
+    def applied_index(self) -> int:
+        return int(self._SyncObj__raftLastApplied)
+
+    def wake(self) -> None:
+        self._wake()
 
     def _propose(self, command: pb.Command, timeout: float) -> pb.CommandResult:
         command.proposer = self.node_id
@@ -589,6 +644,10 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
                 return None
             self._wake()
             time.sleep(0.0005)
+        try:
+            self.txns.read_wait(cmd.read.locks, max(deadline - time.monotonic(), 0.0))
+        except (LockConflict, ProposalTimeout, NotLeaderError):
+            return None
         out = self._read_locally(cmd.read, commit)
         # Check again *after* reading: if this process stalled (CPU starvation, GC) past the
         # lease, a new leader may have committed meanwhile; then the answer may be stale.

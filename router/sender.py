@@ -151,9 +151,17 @@ class RangeSender:
         return None
 
     def send(
-        self, desc: pb.RangeDescriptor, command: pb.Command, *, budget: float = 10.0
+        self,
+        desc: pb.RangeDescriptor,
+        command: pb.Command,
+        *,
+        budget: float = 10.0,
+        idempotent: bool = True,
     ) -> pb.CommandResult:
-        """Run ``command`` on the range's leader; raises ``RangeUnavailableError`` on timeout."""
+        """Run ``command`` on the range's leader; raises ``RangeUnavailableError`` on timeout.
+
+        ``idempotent=False``: a reply that leaves the outcome unknown (a timeout, a lost
+        connection) is not retried but raised as AMBIGUOUS_RESULT (a transaction's commit)."""
         deadline = time.monotonic() + budget
         last_error = "no replica answered"
         attempt = 0
@@ -182,6 +190,15 @@ class RangeSender:
                     if hint and hint not in tried and hint in desc.replicas:
                         order.insert(0, hint)
                     continue
+                if not idempotent and (
+                    code == sqlstate.AMBIGUOUS_RESULT
+                    or (code == sqlstate.RANGE_UNAVAILABLE and resp.error.message.startswith("n"))
+                ):
+                    if self.leader_of(desc.range_id) == node:
+                        self._remember(desc.range_id, 0)
+                    raise RangeUnavailableError(
+                        sqlstate.AMBIGUOUS_RESULT, f"outcome unknown: {resp.error.message}"
+                    )
                 if code in (
                     sqlstate.RANGE_UNAVAILABLE,
                     sqlstate.RANGE_NOT_FOUND,

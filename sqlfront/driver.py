@@ -16,8 +16,14 @@ address at most once per call. Every request carries the connection's ``session_
 ``seq`` number that is reused by such a retry, so the cluster applies an ambiguous write at most
 once (architecture invariant 6).
 
-Transactions are not supported yet: every statement commits on its own (``autocommit`` is always
-true); ``commit()`` is a no-op and ``rollback()`` refuses to pretend it undid anything.
+Transactions: with ``autocommit`` true (the default, as ``connect()`` has always behaved) every
+statement commits on its own unless the application runs ``BEGIN`` ... ``COMMIT`` itself. With
+``autocommit`` false (``connect(..., autocommit=False)`` or ``conn.autocommit = False``) the driver
+opens a transaction before the first SELECT/INSERT/UPDATE/DELETE/REPLACE/WITH/VALUES statement,
+and ``commit()``/``rollback()`` end it (DDL outside a transaction runs on its own). Transactions
+are serializable; a conflict raises ``OperationalError`` with ``sqlstate == "40001"``: roll back
+and run the transaction again. A transaction lives on the node the connection talks to, so the
+driver never fails over in the middle of one (the transaction is then lost: 40001).
 
 Exception tree (PEP 249)::
 
@@ -37,6 +43,7 @@ Exception tree (PEP 249)::
 from __future__ import annotations
 
 import datetime
+import re
 import threading
 import time
 import uuid
@@ -51,6 +58,9 @@ from proto import pb, rpc
 from storage.errors import ValueTypeError
 from storage.sqlstate import CONNECTION_FAILURE
 from storage.values import SqlValue, params_to_proto, row_from_proto, row_to_proto
+
+# Statements before which autocommit=False opens a transaction (DDL runs on its own).
+_TXN_STATEMENT_RE = re.compile(r"^\s*(?:SELECT|WITH|INSERT|UPDATE|DELETE|REPLACE|VALUES)\b", re.I)
 
 __all__ = [
     "apilevel",
@@ -399,6 +409,8 @@ class Connection:
         self._stub: rpc.SQLStub | None = None
         self._closed = False
         self._uncommitted_writes = False
+        self._autocommit = True
+        self._txn_status = ""  # the server's view: "" (none), "open", "failed"
 
     # -- properties --------------------------------------------------------------------------
 
@@ -435,17 +447,23 @@ class Connection:
 
     @property
     def autocommit(self) -> bool:
-        """Always true: every statement commits on its own until transactions are supported."""
-        return True
+        """True: each statement commits on its own (unless you run BEGIN). False: a
+        transaction is opened before the first statement and ended by commit()/rollback().
+        Turning it on commits an open transaction (as sqlite3 does)."""
+        return self._autocommit
 
     @autocommit.setter
     def autocommit(self, value: bool) -> None:
         self._check_open()
-        if not value:
-            raise NotSupportedError(
-                "transactions are not supported yet: autocommit cannot be turned off",
-                sqlstate="0A000",
-            )
+        value = bool(value)
+        if value and not self._autocommit and self.in_transaction:
+            self.commit()
+        self._autocommit = value
+
+    @property
+    def in_transaction(self) -> bool:
+        """True while the session has an open (or failed, awaiting ROLLBACK) transaction."""
+        return self._txn_status != ""
 
     # -- PEP 249 -----------------------------------------------------------------------------
 
@@ -458,29 +476,47 @@ class Connection:
         """Close the gRPC channel; further use raises ``ProgrammingError``. Idempotent."""
         if self._closed:
             return
+        if self.in_transaction:
+            try:
+                self._request(pb.ExecuteRequest(sql="ROLLBACK"))
+            except Error:
+                pass  # the server aborts it anyway once the session goes quiet
         self._closed = True
         self._drop_channel()
 
     def commit(self) -> None:
-        """No-op: every statement has already committed on its own (no transactions yet)."""
-        self._check_open()
-        self._uncommitted_writes = False
-
-    def rollback(self) -> None:
-        """Succeed only when there is nothing to undo.
-
-        Every statement commits on its own, so after a statement that may have written since
-        the last ``commit()``/``rollback()``, pretending to roll back would be a lie.
+        """Commit the open transaction (no-op without one).
 
         Raises:
-            NotSupportedError: A statement that may have changed data ran since the last
-                ``commit()`` or ``rollback()``.
+            OperationalError: sqlstate 40001: the transaction conflicted and was rolled back
+                (run it again); 40003: the outcome is unknown.
         """
         self._check_open()
+        self._uncommitted_writes = False
+        if self.in_transaction:
+            self._request(pb.ExecuteRequest(sql="COMMIT"))
+
+    def rollback(self) -> None:
+        """Roll back the open transaction.
+
+        Without one, in autocommit mode, statements have already committed on their own; so
+        after a statement that may have written since the last ``commit()``/``rollback()``,
+        pretending to roll back would be a lie.
+
+        Raises:
+            NotSupportedError: autocommit mode, and a statement that may have changed data
+                ran since the last ``commit()`` or ``rollback()``.
+        """
+        self._check_open()
+        if self.in_transaction:
+            self._uncommitted_writes = False
+            self._request(pb.ExecuteRequest(sql="ROLLBACK"))
+            return
         if self._uncommitted_writes:
             self._uncommitted_writes = False
             raise NotSupportedError(
-                "transactions are not supported yet: every statement commits on its own",
+                "nothing to roll back: every statement since the last commit() committed on"
+                " its own (autocommit is on; use BEGIN or autocommit=False)",
                 sqlstate="0A000",
             )
 
@@ -593,6 +629,7 @@ class Connection:
             positional, named = params_to_proto(parameters)
         except ValueTypeError as exc:
             raise ProgrammingError(f"Error binding parameter: {exc}") from exc
+        self._implicit_begin(sql)
         response = self._request(pb.ExecuteRequest(sql=sql, params=positional, named_params=named))
         if not response.returns_rows or response.rows_affected > 0:
             self._uncommitted_writes = True
@@ -601,9 +638,14 @@ class Connection:
     def _execute_batch(self, sql: str, rows: list[pb.Row]) -> pb.ExecuteResponse:
         """executemany: many parameter rows in one request (one atomic Raft entry)."""
         self._check_open()
+        self._implicit_begin(sql)
         response = self._request(pb.ExecuteRequest(sql=sql, batch=rows))
         self._uncommitted_writes = True
         return response
+
+    def _implicit_begin(self, sql: str) -> None:
+        if not self._autocommit and not self.in_transaction and _TXN_STATEMENT_RE.match(sql):
+            self._request(pb.ExecuteRequest(sql="BEGIN"))
 
     def _request(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
         """Stamp the session and a new sequence number, send, and raise a server error."""
@@ -613,7 +655,9 @@ class Connection:
         request.trace = self.trace
         for key, value in self._settings.items():
             request.settings[key] = value
+        request.in_txn = self.in_transaction
         response = self._send(request)
+        self._txn_status = response.txn_status
         if response.HasField("error") and (response.error.code or response.error.message):
             raise error_from_proto(response.error)
         if response.database:  # USE d / SET database = d
@@ -636,6 +680,18 @@ class Connection:
                 return response
             except grpc.RpcError as exc:
                 code = _status_code(exc)
+                if request.in_txn and code in (
+                    grpc.StatusCode.UNAVAILABLE,
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                ):
+                    # The transaction lives on this node: another node cannot continue it.
+                    self._txn_status = ""
+                    self._advance()
+                    raise OperationalError(
+                        f"the transaction was lost with {address}: {_status_details(exc)};"
+                        " run it again",
+                        sqlstate="40001",
+                    ) from exc
                 if code == grpc.StatusCode.UNAVAILABLE:
                     problems.append(f"{address}: {_status_details(exc)}")
                     self._advance()
@@ -684,22 +740,18 @@ def connect(
         timeout: Seconds allowed for the health check over all addresses, and the deadline of
             each statement attempt.
         database: The database name sent with every statement (empty = default).
-        autocommit: Must be true: transactions are not supported yet.
+        autocommit: True: each statement commits on its own. False: statements run in a
+            transaction that ``commit()``/``rollback()`` end (see the module docstring).
 
     Returns:
         An open :class:`Connection`.
 
     Raises:
         InterfaceError: ``addresses`` is malformed or ``timeout`` is not positive.
-        NotSupportedError: ``autocommit=False`` was asked for.
         OperationalError: No address answered within ``timeout``.
     """
-    if not autocommit:
-        raise NotSupportedError(
-            "transactions are not supported yet: autocommit cannot be turned off",
-            sqlstate="0A000",
-        )
     conn = Connection(parse_addresses(addresses), timeout=timeout, database=database)
+    conn._autocommit = bool(autocommit)
     try:
         conn._check_health(time.monotonic() + timeout)
     except BaseException:

@@ -20,6 +20,7 @@ import contextvars
 import dataclasses
 import datetime
 import functools
+import logging
 import random
 import re
 import threading
@@ -52,7 +53,7 @@ from storage import (
     row_to_proto,
     sqlstate,
 )
-from storage.keys import decode_key, encode_prefix
+from storage.keys import decode_key, encode_prefix, next_key
 
 from .aggregates import PARTIAL_TABLE, AggPlan, plan_aggregate
 from .dialect import SqlError, parse
@@ -76,6 +77,9 @@ from .regions import (
     split_locality,
 )
 from .rewrite import fill_defaults, nondeterministic_defaults, rewrite_nondeterministic, to_sql
+from .txn import PRIORITY_MEMORY, Coordinator, Txn, TxnError, new_txn
+
+log = logging.getLogger(__name__)
 
 _RESERVED_PREFIXES = ("_atlas", "sqlite_")
 _REPLICAS_RE = re.compile(
@@ -136,6 +140,26 @@ _AS_OF_RE = re.compile(
 FOLLOWER_READ_STALENESS_MS = 4800  # follower_read_timestamp(): as CockroachDB, now - 4.8 s
 _GATEWAY_REGION_RE = re.compile(r"\bgateway_region\s*\(\s*\)", re.I)
 _DB: contextvars.ContextVar[str] = contextvars.ContextVar("atlasql_database", default="")
+_TXN: contextvars.ContextVar[Txn | None] = contextvars.ContextVar("atlasql_txn", default=None)
+_BEGIN_RE = re.compile(
+    r"^\s*(?:BEGIN(?:\s+(?:DEFERRED|IMMEDIATE|EXCLUSIVE))?(?:\s+TRANSACTION)?"
+    r"|START\s+TRANSACTION)\s*;?\s*$",
+    re.I,
+)
+_COMMIT_RE = re.compile(r"^\s*(?:COMMIT|END)(?:\s+TRANSACTION)?\s*;?\s*$", re.I)
+_ROLLBACK_RE = re.compile(
+    r"^\s*ROLLBACK(?:\s+TRANSACTION)?(?:\s+TO(?:\s+SAVEPOINT)?\s+(?P<to>\"?[A-Za-z_][\w]*\"?))?"
+    r"\s*;?\s*$",
+    re.I,
+)
+_SAVEPOINT_RE = re.compile(r"^\s*SAVEPOINT\s+(?P<name>\"?[A-Za-z_][\w]*\"?)\s*;?\s*$", re.I)
+_RELEASE_RE = re.compile(
+    r"^\s*RELEASE(?:\s+SAVEPOINT)?\s+(?P<name>\"?[A-Za-z_][\w]*\"?)\s*;?\s*$", re.I
+)
+# What may run inside an explicit transaction.
+_IN_TXN_RE = re.compile(r"^\s*(?:SELECT|WITH|INSERT|UPDATE|DELETE|REPLACE|VALUES|SHOW|SET)\b", re.I)
+# Retries of an implicit (autocommit, multi-range) transaction that had to restart.
+_IMPLICIT_RETRIES = 8
 """The database the statement being executed works in ("" = defaultdb)."""
 
 _REPLAN_BUDGET = 10.0  # seconds of re-planning after "range moved" (a split raced with us)
@@ -241,6 +265,7 @@ class _ReadPlan:
     kind: str
     parts: list[tuple[pb.TableDescriptor, pb.RangeDescriptor, str, bool]]
     agg: AggPlan | None = None
+    locks: list[pb.Span] | None = None  # key intervals read (None: everything)
 
 
 @dataclasses.dataclass
@@ -334,6 +359,13 @@ class Gateway:
         self._session = uuid.uuid4().hex
         self._seq = 0
         self._seq_lock = threading.Lock()
+        # Open transactions by client session id, and the priority of each session's last
+        # restarted one (reused by its next BEGIN, so a retried transaction ages and wins).
+        self._txns: dict[str, Txn] = {}
+        self._restarted: dict[str, tuple[int, float]] = {}
+        self._txns_lock = threading.Lock()
+        self.coordinator = Coordinator(cluster.sender)
+        self.txn_timeout = 30.0
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -346,10 +378,226 @@ class Gateway:
         token = _DB.set("" if default else request.database)
         cancel_token = _CANCEL.set(cancel)
         try:
-            return self._execute(request)
+            return self._in_session(request)
         finally:
             _CANCEL.reset(cancel_token)
             _DB.reset(token)
+
+    # -- transactions ------------------------------------------------------------------------
+
+    def _in_session(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
+        """Transaction control, and every other statement inside the session's transaction
+        (if one is open)."""
+        session = request.session_id
+        with self._txns_lock:
+            txn = self._txns.get(session) if session else None
+        control = self._txn_control(request, txn)
+        if control is not None:
+            return control
+        if txn is None and request.in_txn:
+            return _error(
+                sqlstate.SERIALIZATION_FAILURE,
+                "this node does not know the session's transaction (the node restarted, or the"
+                " client moved to another node): run the transaction again",
+            )
+        if txn is None:
+            return self._execute(request)
+        txn.last_used = time.monotonic()
+        if txn.failed:
+            resp = _error(
+                sqlstate.IN_FAILED_TRANSACTION,
+                "current transaction is aborted, commands ignored until end of transaction"
+                f" block (ROLLBACK, then retry it): {txn.failed}",
+            )
+        elif not _IN_TXN_RE.match(request.sql) or _AS_OF_RE.search(request.sql):
+            resp = _error(
+                sqlstate.FEATURE_NOT_SUPPORTED,
+                "only SELECT, INSERT, UPDATE, DELETE, SHOW and SET run inside a transaction"
+                " (DDL, AS OF SYSTEM TIME and admin statements run outside one)",
+            )
+        else:
+            before = txn.changes()
+            token = _TXN.set(txn)
+            try:
+                resp = self._execute(request)
+            except TxnError as exc:
+                resp = _error(exc.code, exc.message)
+            finally:
+                _TXN.reset(token)
+            if resp.error.code == sqlstate.SERIALIZATION_FAILURE:
+                self._fail(session, txn, resp.error.message)
+            elif resp.error.code:
+                txn.restore(before)  # the statement is undone; the transaction goes on
+        resp.txn_status = "failed" if txn.failed else "open"
+        return resp
+
+    def _fail(self, session: str, txn: Txn, why: str) -> None:
+        """A restart error: drop the transaction's locks and changes everywhere; the session
+        accepts only ROLLBACK until then."""
+        txn.failed = why or "restart transaction"
+        self.coordinator.abort(txn)
+        with self._txns_lock:
+            self._restarted[session] = (txn.priority, time.monotonic())
+
+    def _begin(self, session: str) -> Txn:
+        with self._txns_lock:
+            prior = self._restarted.pop(session, None)
+        priority = prior[0] if prior and time.monotonic() - prior[1] < PRIORITY_MEMORY else 0
+        txn = new_txn(priority)
+        with self._txns_lock:
+            self._txns[session] = txn
+        return txn
+
+    def _end(self, session: str) -> None:
+        with self._txns_lock:
+            self._txns.pop(session, None)
+
+    def _txn_control(
+        self, request: pb.ExecuteRequest, txn: Txn | None
+    ) -> pb.ExecuteResponse | None:
+        sql = request.sql
+        session = request.session_id
+        begin = _BEGIN_RE.match(sql)
+        commit = _COMMIT_RE.match(sql)
+        rollback = _ROLLBACK_RE.match(sql)
+        savepoint = _SAVEPOINT_RE.match(sql)
+        release = _RELEASE_RE.match(sql)
+        if not (begin or commit or rollback or savepoint or release):
+            return None
+        if not session:
+            return _error(
+                sqlstate.FEATURE_NOT_SUPPORTED,
+                "transactions need a client session (ExecuteRequest.session_id)",
+            )
+        ok = pb.ExecuteResponse(rows_affected=-1)
+        if begin:
+            if txn is not None:
+                resp = _error(
+                    sqlstate.ACTIVE_TRANSACTION, "cannot start a transaction within a transaction"
+                )
+                resp.txn_status = "failed" if txn.failed else "open"
+                return resp
+            self._begin(session)
+            ok.txn_status = "open"
+            return ok
+        if savepoint:
+            name = savepoint.group("name").strip('"').lower()
+            if txn is None:
+                txn = self._begin(session)
+                txn.started_by_savepoint = name
+            if txn.failed:
+                return self._failed_response(txn)
+            txn.savepoints.append((name, txn.changes()))
+            ok.txn_status = "open"
+            return ok
+        if txn is None:
+            what = (
+                "commit" if commit else "rollback" if rollback and not rollback.group("to") else ""
+            )
+            if what:
+                return _error(
+                    sqlstate.NO_ACTIVE_TRANSACTION, f"cannot {what} - no transaction is active"
+                )
+            name = (release or rollback).group("name" if release else "to")  # type: ignore[union-attr]
+            return _error(sqlstate.INVALID_SAVEPOINT, f"no such savepoint: {name.strip(chr(34))}")
+        txn.last_used = time.monotonic()
+        if rollback and not rollback.group("to"):
+            self._end(session)
+            if not txn.failed:
+                self.coordinator.abort(txn)
+            return ok
+        if commit or (release and txn.failed):
+            self._end(session)
+            if txn.failed:
+                return _error(
+                    sqlstate.SERIALIZATION_FAILURE,
+                    f"the transaction was rolled back: {txn.failed}",
+                )
+            return self._commit(request, txn)
+        if txn.failed:
+            return self._failed_response(txn)
+        name = (release or rollback).group("name" if release else "to").strip('"').lower()  # type: ignore[union-attr]
+        at = next(
+            (i for i in range(len(txn.savepoints) - 1, -1, -1) if txn.savepoints[i][0] == name),
+            None,
+        )
+        if at is None:
+            resp = _error(sqlstate.INVALID_SAVEPOINT, f"no such savepoint: {name}")
+            resp.txn_status = "open"
+            return resp
+        if rollback:
+            txn.restore(txn.savepoints[at][1])
+            del txn.savepoints[at + 1 :]
+            ok.txn_status = "open"
+            return ok
+        del txn.savepoints[at:]
+        if not txn.savepoints and txn.started_by_savepoint == name:
+            self._end(session)
+            return self._commit(request, txn)
+        ok.txn_status = "open"
+        return ok
+
+    def _failed_response(self, txn: Txn) -> pb.ExecuteResponse:
+        resp = _error(
+            sqlstate.IN_FAILED_TRANSACTION,
+            f"current transaction is aborted, commands ignored until end of transaction block:"
+            f" {txn.failed}",
+        )
+        resp.txn_status = "failed"
+        return resp
+
+    def _commit(self, request: pb.ExecuteRequest, txn: Txn) -> pb.ExecuteResponse:
+        try:
+            self.coordinator.commit(txn, session=(request.session_id, request.seq))
+        except TxnError as exc:
+            if exc.code == sqlstate.SERIALIZATION_FAILURE:
+                with self._txns_lock:
+                    self._restarted[request.session_id] = (txn.priority, time.monotonic())
+            return _error(exc.code, exc.message)
+        return pb.ExecuteResponse(rows_affected=-1)
+
+    def run_implicit(self, body: Callable[[], pb.ExecuteResponse]) -> pb.ExecuteResponse:
+        """Run one autocommit statement that touches several ranges as a transaction,
+        restarting it (same priority) when it conflicts."""
+        priority = 0
+        for attempt in range(_IMPLICIT_RETRIES):
+            txn = new_txn(priority, implicit=True)
+            priority = txn.priority
+            token = _TXN.set(txn)
+            try:
+                resp = body()
+                if not resp.error.code:
+                    self.coordinator.commit(txn)
+                    return resp
+            except TxnError as exc:
+                resp = _error(exc.code, exc.message)
+            finally:
+                _TXN.reset(token)
+            self.coordinator.abort(txn)
+            if resp.error.code != sqlstate.SERIALIZATION_FAILURE:
+                return resp
+            time.sleep(min(0.005 * 2**attempt, 0.2) * self._rng.random())
+        return resp
+
+    def sweep_transactions(self) -> None:
+        """Abort transactions whose client went quiet past ``txn_timeout``; keep the locks of
+        the others alive on ranges they have not touched lately."""
+        now = time.monotonic()
+        with self._txns_lock:
+            idle = [(s, t) for s, t in self._txns.items() if now - t.last_used > self.txn_timeout]
+            for s, _t in idle:
+                del self._txns[s]
+            live = [t for t in self._txns.values() if not t.failed]
+            for s in [s for s, (_p, at) in self._restarted.items() if now - at > PRIORITY_MEMORY]:
+                del self._restarted[s]
+        for session, txn in idle:
+            log.info(
+                "session %s: transaction idle for %.0f s, aborted", session, now - txn.last_used
+            )
+            if not txn.failed:
+                self.coordinator.abort(txn)
+        for txn in live:
+            self.coordinator.heartbeat(txn, older_than=3.0)
 
     def _execute(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
         request = self._with_gateway_region(request)
@@ -932,8 +1180,22 @@ class Gateway:
             table = self._table(target.name)
             ranges = self._ranges(table.name)
             try:
-                desc = self._write_target(tree, table, ranges, request, request.sql)
-                rows = [(1, self._where(desc), "one Raft entry: " + request.sql)]
+                targets, _locks = self._write_targets(tree, table, ranges, request, request.sql)
+                if len(targets) == 1:
+                    rows = [(1, self._where(targets[0]), "one Raft entry: " + request.sql)]
+                else:
+                    rows = [
+                        (i, self._where(d), "provisional write (changeset) on the leader")
+                        for i, d in enumerate(targets, start=1)
+                    ]
+                    rows.append(
+                        (
+                            len(targets) + 1,
+                            me,
+                            f"two-phase commit: {len(targets) - 1} intents, then the record on"
+                            f" r{targets[0].range_id}; intents resolved in the background",
+                        )
+                    )
             except StatementError as exc:
                 rows = [(1, me, f"refused ({exc.code}): {exc.message}")]
         else:
@@ -1123,15 +1385,34 @@ class Gateway:
         request: pb.ExecuteRequest | None,
         named_only: bool = False,
         staleness_ms: int = 0,
+        locks: list[pb.Span] | None = None,
+        txn: Txn | None = None,
     ) -> tuple[int, pb.CommandResult]:
         """(the node that answered, the result). With ``staleness_ms``, the nearest replica
-        fresh enough answers (a follower read), else the leader."""
+        fresh enough answers (a follower read), else the leader. ``locks``: the key intervals
+        read (none: all). ``txn``: read inside that transaction (its locks, its changes)."""
         read = pb.SqlRead(sql=sql, span=_span(desc), schema_version=table.schema_version)
+        read.locks.extend(locks or [])
         if request is not None:
             if not named_only:
                 read.params.extend(request.params)
             for k, v in request.named_params.items():
                 read.named_params[k].CopyFrom(v)
+        if txn is not None:
+            stmt = pb.SqlWrite(
+                sql=read.sql,
+                params=read.params,
+                span=read.span,
+                schema_version=read.schema_version,
+            )
+            for k, v in read.named_params.items():
+                stmt.named_params[k].CopyFrom(v)
+            res = self.coordinator.step(
+                txn, desc, table.schema_version, stmt, read_only=True, locks=list(read.locks)
+            )
+            if _moved(res):
+                raise _RangeMoved
+            return self._cluster.sender.leader_of(desc.range_id), res
         served = None
         if staleness_ms:
             stale = pb.SqlRead()
@@ -1465,9 +1746,26 @@ class Gateway:
             ranges = self._ranges(table.name, refresh=attempt > 0)
             if attempt:
                 table = self._table(table.name)
-            desc = self._write_target(rewritten, table, ranges, request, sql)
-            cmd.write.span.CopyFrom(_span(desc))
+            targets, locks = self._write_targets(rewritten, table, ranges, request, sql)
             cmd.write.schema_version = table.schema_version
+            del cmd.write.locks[:]
+            cmd.write.locks.extend(locks or [])
+            txn = _TXN.get()
+            insert = isinstance(tree, exp.Insert)
+            if txn is None and len(targets) > 1:
+                try:
+                    return self.run_implicit(
+                        functools.partial(self._write_in_txn, table, targets, cmd.write, insert)
+                    )
+                except _RangeMoved:
+                    continue
+            if txn is not None:
+                try:
+                    return self._write_in_txn(table, targets, cmd.write, insert)
+                except _RangeMoved:
+                    continue
+            desc = targets[0]
+            cmd.write.span.CopyFrom(_span(desc))
             res = self._cluster.sender.send(desc, cmd)
             if not _moved(res):
                 return _from_result(res)
@@ -1476,27 +1774,70 @@ class Gateway:
             sqlstate.SERIALIZATION_FAILURE, f"the ranges of {table.name} kept moving"
         )
 
-    def _write_target(
+    def _write_in_txn(
+        self,
+        table: pb.TableDescriptor,
+        targets: list[pb.RangeDescriptor],
+        write: pb.SqlWrite,
+        insert: bool,
+    ) -> pb.ExecuteResponse:
+        """One write statement inside the current transaction, on each range it touches
+        (an INSERT's rows for other ranges are dropped on each)."""
+        txn = _TXN.get()
+        assert txn is not None
+        trim = insert and len(targets) > 1
+        results = []
+        for desc in targets:
+            stmt = pb.SqlWrite()
+            stmt.CopyFrom(write)
+            stmt.span.CopyFrom(_span(desc))
+            res = self.coordinator.step(
+                txn,
+                desc,
+                table.schema_version,
+                stmt,
+                read_only=False,
+                locks=list(write.locks),
+                trim=trim,
+            )
+            if _moved(res):
+                raise _RangeMoved
+            if res.error.code:
+                return _from_result(res)
+            results.append(res)
+        if len(results) == 1:
+            return _from_result(results[0])
+        out = pb.ExecuteResponse(
+            columns=results[0].columns,
+            rows_affected=sum(max(r.rows_affected, 0) for r in results),
+            returns_rows=results[0].returns_rows,
+        )
+        for r in results:
+            out.rows.extend(r.rows)
+        return out
+
+    def _write_targets(
         self,
         tree: exp.Expr,
         table: pb.TableDescriptor,
         ranges: list[pb.RangeDescriptor],
         request: pb.ExecuteRequest,
         sql: str,
-    ) -> pb.RangeDescriptor:
-        """The one range a write goes to; a write that may touch several is refused (it
-        would not be atomic until transactions land)."""
-        if len(ranges) == 1:
-            return ranges[0]
+    ) -> tuple[list[pb.RangeDescriptor], list[pb.Span] | None]:
+        """The ranges a write touches (several: it runs as a transaction) and the key
+        intervals it reads (lock intervals; None: everything)."""
+        if len(ranges) == 1 and _TXN.get() is None:
+            return ranges, None
         shape = table_shape(table.name, table.create_sql)
-        what = type(tree).__name__.upper()
         if isinstance(tree, exp.Insert):
             source = tree.expression
             if source is not None and any(True for _ in source.find_all(exp.Table)):
+                if len(ranges) == 1:
+                    return ranges, None
                 raise StatementError(
                     sqlstate.FEATURE_NOT_SUPPORTED,
                     f"INSERT ... SELECT into {table.name}, which has {len(ranges)} ranges,"
-                    " can write several ranges; multi-range writes arrive with transactions",
+                    " is not supported yet (insert the rows with VALUES)",
                 )
             rows = [row_from_proto(r) for r in request.batch] if request.batch else None
             resolvers = [_params(request, tree)]
@@ -1513,7 +1854,7 @@ class Gateway:
                 _insert_names_key(tree, shape, resolvers),
             )
             if isinstance(keys, str):
-                return ranges[-1]  # it fails in SQLite too: let the range report it
+                return ranges[-1:], None  # it fails in SQLite too: let the range report it
             targets = {
                 (range_for_key(ranges, k) or ranges[-1]).range_id
                 if k is not None
@@ -1521,24 +1862,22 @@ class Gateway:
                 for k in keys
             }
             chosen = [r for r in ranges if r.range_id in targets]
-            if len(chosen) <= 1:
-                return chosen[0] if chosen else ranges[-1]
-            raise StatementError(
-                sqlstate.FEATURE_NOT_SUPPORTED,
-                f"this INSERT writes rows into {len(chosen)} ranges of {table.name}; writes"
-                " across ranges arrive with transactions (insert each range's rows separately)",
-            )
+            if None in keys:
+                if len(chosen) > 1:
+                    raise StatementError(
+                        sqlstate.FEATURE_NOT_SUPPORTED,
+                        f"this INSERT mixes automatic rowids with rows for other ranges of"
+                        f" {table.name}; give every key explicitly",
+                    )
+                return chosen or ranges[-1:], None
+            locks = [pb.Span(start_key=k, end_key=next_key(k)) for k in keys if k is not None]
+            return chosen or ranges[-1:], locks
         params = _params(request, tree)
         intervals = key_intervals(tree.args.get("where"), shape, params)
         chosen = [r for r in ranges if overlaps(r.start_key, r.end_key, intervals)]
-        if len(chosen) <= 1 and not request.batch:
-            return chosen[0] if chosen else ranges[0]
-        raise StatementError(
-            sqlstate.FEATURE_NOT_SUPPORTED,
-            f"this {what} can touch {len(chosen)} ranges of {table.name} (its WHERE does not"
-            " pin the primary key to one range); writes across ranges arrive with"
-            " transactions",
-        )
+        if request.batch:
+            return ranges, None
+        return chosen or ranges[:1], _lock_spans(intervals)
 
     def _write_rows_one_by_one(
         self, tree: exp.Expr, request: pb.ExecuteRequest
@@ -1598,25 +1937,31 @@ class Gateway:
         ranges = self._ranges(table.name, refresh=refresh)
         chosen = ranges
         shape = table_shape(table.name, table.create_sql)
-        if simple is not None and len(ranges) > 1:
+        locks = None
+        if simple is not None:
             intervals = key_intervals(simple.args.get("where"), shape, _params(request, tree))
-            chosen = [r for r in ranges if overlaps(r.start_key, r.end_key, intervals)]
-            chosen = chosen or ranges[:1]
+            locks = _lock_spans(intervals)
+            if len(ranges) > 1:
+                chosen = [r for r in ranges if overlaps(r.start_key, r.end_key, intervals)]
+                chosen = chosen or ranges[:1]
         if len(chosen) == 1 and (simple is not None or len(ranges) == 1):
             # Every row the query can see lives in this range: it runs there whole.
-            return _ReadPlan("range", [(table, chosen[0], request.sql, False)])
+            return _ReadPlan("range", [(table, chosen[0], request.sql, False)], locks=locks)
         agg = plan_aggregate(simple) if simple is not None and shape.binary_columns else None
         if agg is not None:
             return _ReadPlan(
-                "aggregate", [(table, r, agg.partial_sql, True) for r in chosen], agg=agg
+                "aggregate",
+                [(table, r, agg.partial_sql, True) for r in chosen],
+                agg=agg,
+                locks=locks,
             )
         pushed, named_only = _pushdown(simple, table, tree)
-        return _ReadPlan("gather", [(table, r, pushed, named_only) for r in chosen])
+        return _ReadPlan("gather", [(table, r, pushed, named_only) for r in chosen], locks=locks)
 
     def _run_select(
         self, plan: _ReadPlan, request: pb.ExecuteRequest, trace: list[_Hop] | None
     ) -> pb.ExecuteResponse:
-        results = self._fan_out(plan.parts, request, trace)
+        results = self._fan_out(plan.parts, request, trace, plan.locks)
         for res in results:
             if res.HasField("error") and res.error.code:
                 return _from_result(res)
@@ -1678,16 +2023,20 @@ class Gateway:
         parts: list[tuple[pb.TableDescriptor, pb.RangeDescriptor, str, bool]],
         request: pb.ExecuteRequest,
         trace: list[_Hop] | None = None,
+        locks: list[pb.Span] | None = None,
     ) -> list[pb.CommandResult]:
         """Run each (range, sql) read in parallel; results in the same order."""
 
         staleness = _STALENESS.get()
+        txn = _TXN.get()
 
         def one(
             table: pb.TableDescriptor, desc: pb.RangeDescriptor, sql: str, named: bool
         ) -> pb.CommandResult:
             started = time.perf_counter()
-            node, res = self._read(table, desc, sql, request, named, staleness)
+            node, res = self._read(
+                table, desc, sql, request, named, staleness, locks=locks, txn=txn
+            )
             if trace is not None:
                 rows = f"{len(res.rows)} rows" if not res.error.code else res.error.code
                 kind = (
@@ -1821,6 +2170,13 @@ def _params(request: pb.ExecuteRequest, tree: exp.Expr) -> Params:
     )
     params.number(tree)
     return params
+
+
+def _lock_spans(intervals: list[tuple[bytes, bytes | None]]) -> list[pb.Span] | None:
+    """Planner key intervals as lock intervals on the wire (None: everything)."""
+    if any(lo == b"" and hi is None for lo, hi in intervals):
+        return None
+    return [pb.Span(start_key=lo, end_key=hi or b"") for lo, hi in intervals]
 
 
 def _quote_ident(name: str) -> str:

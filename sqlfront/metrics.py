@@ -130,6 +130,11 @@ class NodeMetrics:
             "Entries proposed by this node's leaders.",
             registry=self.registry,
         )
+        self.txn_recovered = Counter(
+            "atlasql_txn_intents_recovered",
+            "Intents of transactions whose coordinator went quiet, resolved from the record.",
+            registry=self.registry,
+        )
         self.registry.register(_StoreCollector(store_snapshot))
 
     def serve(self, address: str) -> None:

@@ -60,6 +60,7 @@ from .gateway import Gateway
 from .metrics import NodeMetrics
 from .planner import table_shape
 from .services import AdminService, InternalService, SqlService
+from .txn import recover
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ _MAX_FORWARDED = 96
 _LOOP_PERIOD = 0.5
 _DISK_TTL = 10.0
 _SPLIT_CHECK_PERIOD = 10.0  # seconds between size checks of one range
+# An intent prepared this long ago whose transaction was not resolved: ask its record range.
+_RECOVER_AFTER = 4.0
 _ALLOCATE_PERIOD = 2.0  # seconds between allocator passes (on the meta range's leader)
 _ALLOCATE_STEPS = 4  # replica or leader moves per pass, at most
 
@@ -1122,12 +1125,43 @@ class Node:
                         self.reconcile(consistent=False)
                         last_reconcile = time.monotonic()
                         self._maybe_split()
+                        self.gateway.sweep_transactions()
+                        self._recover_intents()
                     if time.monotonic() - self._last_allocate > _ALLOCATE_PERIOD:
                         self._last_allocate = time.monotonic()
                         self._allocate()
             except Exception:
                 log.exception("n%d: background loop", self.node_id)
             self._stop.wait(_LOOP_PERIOD)
+
+    def _recover_intents(self) -> None:
+        """Resolve intents on ranges this node leads whose transaction's coordinator has
+        gone quiet: the record range says COMMITTED, or writes ABORTED (then no late commit
+        can succeed) and says so."""
+        for group in self.store.leaders():
+            for txn_id, record_range in group.txns.stale_intents(_RECOVER_AFTER):
+                desc = self.catalog.range(record_range)
+                if desc is None:
+                    self.refresh_catalog()
+                    desc = self.catalog.range(record_range)
+                if desc is None:
+                    continue
+                fate = recover(self.sender, desc, txn_id)
+                if fate is None:
+                    continue
+                log.info(
+                    "n%d: range %d: transaction %s was %s; resolving its intent",
+                    self.node_id,
+                    group.range_id,
+                    txn_id.hex()[:12],
+                    "committed" if fate else "aborted",
+                )
+                cmd = pb.Command(txn_resolve=pb.TxnResolve(txn_id=txn_id, commit=fate))
+                try:
+                    self.store.propose(group.range_id, cmd, 5.0)
+                except (NotLeaderError, ProposalTimeout, ProposalDropped, ReplicaStopped):
+                    continue
+                self.metrics.txn_recovered.inc()
 
     def _gossip(self) -> None:
         targets = set(self.config.join) | {

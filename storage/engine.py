@@ -18,14 +18,14 @@ import os
 import re
 import struct
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import apsw
 
 from . import sqlstate
 from .errors import EngineFailure
-from .keys import encode_prefix
+from .keys import encode_key, encode_prefix
 from .spans import (
     beyond_sql,
     bound_values,
@@ -84,6 +84,15 @@ class StatementResult:
     last_insert_rowid: int = 0
     returns_rows: bool = False
     error: SqlFailure | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Provisional:
+    """A statement run on top of a transaction's changes (see ``Engine.provisional``)."""
+
+    result: StatementResult
+    changeset: bytes  # the transaction's cumulative changes on this replica
+    keys: tuple[bytes, ...]  # encoded keys of every row those changes touch
 
 
 def classify_sqlite_error(exc: apsw.Error) -> SqlFailure:
@@ -190,6 +199,7 @@ class Engine:
             raise EngineFailure(f"cannot open {path}: {exc}") from exc
         self._applied, self._applied_term = self._read_applied()
         self._span_cache: object = _NO_SPAN_CACHE
+        self.changeset_conflicts = 0
 
     # -- applied index -----------------------------------------------------------------------
 
@@ -373,6 +383,218 @@ class Engine:
             last_insert_rowid=conn.last_insert_rowid() if changed and _INSERT_RE.match(sql) else 0,
             returns_rows=bool(columns),
         )
+
+    # -- transactions: provisional changes, intents, records ----------------------------------
+
+    def provisional(
+        self,
+        changeset: bytes,
+        sql: str,
+        params: Sequence[Any] | Mapping[str, Any] = (),
+        *,
+        batch: Sequence[Sequence[Any]] | None = None,
+        read_only: bool = False,
+        trim_to_span: bool = False,
+    ) -> Provisional:
+        """Run ``sql`` on top of a transaction's ``changeset`` without keeping anything.
+
+        The changeset is applied, the statement runs, and the cumulative change (what the
+        transaction has written on this replica so far) is captured with SQLite's session
+        extension; then everything is rolled back. With ``trim_to_span``, rows the statement
+        wrote outside this replica's span are dropped (an INSERT whose other rows belong to
+        other ranges); a write that leaves rows outside the span otherwise fails (0A000).
+        """
+        with self._lock:
+            conn = self._conn
+            conn.execute("SAVEPOINT atlas_prov")
+            try:
+                session = apsw.Session(conn, "main")
+                session.config(apsw.SQLITE_SESSION_OBJCONFIG_ROWID, 1)
+                session.table_filter(lambda name: not name.startswith(_INTERNAL_PREFIX))
+                session.attach()
+                if changeset:
+                    failure = self._apply_changes(changeset, strict=True)
+                    if failure:
+                        return Provisional(
+                            StatementResult(
+                                error=SqlFailure(
+                                    sqlstate.SERIALIZATION_FAILURE,
+                                    f"restart transaction: {failure}",
+                                )
+                            ),
+                            changeset,
+                            (),
+                        )
+                if batch is not None:
+                    result = self.execute_many(sql, batch)
+                elif read_only:
+                    result = self._run(sql, params, read_only=True)
+                else:
+                    result = self.execute(sql, params)
+                if result.error is None and not read_only:
+                    trimmed = self._trim_outside_span() if trim_to_span else 0
+                    if trimmed:
+                        result = dataclasses.replace(
+                            result,
+                            rows_affected=max(result.rows_affected - trimmed, 0),
+                            last_insert_rowid=0,
+                        )
+                    elif not trim_to_span and self.rows_outside_span():
+                        result = StatementResult(
+                            error=SqlFailure(
+                                sqlstate.FEATURE_NOT_SUPPORTED,
+                                "this statement moves a row to a key another range holds;"
+                                " moving rows between ranges is not supported",
+                            )
+                        )
+                if result.error is not None:
+                    return Provisional(result, changeset, ())
+                out = session.changeset()
+                session.close()
+                return Provisional(result, out, tuple(self._changed_keys(out)))
+            finally:
+                conn.execute("ROLLBACK TO atlas_prov")
+                conn.execute("RELEASE atlas_prov")
+
+    def _trim_outside_span(self) -> int:
+        span = self.span()
+        if span is None:
+            return 0
+        table, start, end = span
+        keys = self.key_columns(table)
+        removed = 0
+        lo, hi = bound_values(start), bound_values(end)
+        if lo:
+            cols = "(" + ", ".join(quote(c) for c in keys[: len(lo)]) + ")"
+            marks = "(" + ", ".join("?" * len(lo)) + ")"
+            self._conn.execute(f"DELETE FROM {quote(table)} WHERE {cols} < {marks}", lo)
+            removed += int(self._conn.changes())
+        if hi:
+            removed += self.delete_from_key(table, end)
+        return removed
+
+    def _changed_keys(self, changeset: bytes) -> Iterator[bytes]:
+        """The encoded keys of the rows ``changeset`` touches (the range's lock keys)."""
+        orders: dict[str, list[int] | None] = {}
+        for ch in apsw.Changeset.iter(changeset):
+            if ch.name not in orders:
+                info: list[Any] = self._conn.execute(
+                    f"PRAGMA table_info({quote(ch.name)})"
+                ).fetchall()
+                declared = sorted((int(r[5]), int(r[0])) for r in info if int(r[5]) > 0)
+                # Several key columns: the key is in declaration order; one: its position.
+                orders[ch.name] = [cid for _, cid in declared] if len(declared) > 1 else None
+            values = ch.old if ch.op == "DELETE" or ch.new is None else ch.new
+            if ch.op == "UPDATE" and ch.old is not None:
+                values = ch.old  # an UPDATE's key columns are in its old values
+            assert values is not None
+            order = orders[ch.name]
+            if order is None:
+                order = sorted(ch.pk_columns)
+            yield encode_key([values[i] for i in order])  # type: ignore[misc]
+
+    def changed_keys(self, changeset: bytes) -> list[bytes]:
+        with self._lock:
+            return list(self._changed_keys(changeset))
+
+    def _apply_changes(self, changeset: bytes, *, strict: bool) -> str:
+        """Apply ``changeset``; '' on success, else what conflicted. ``strict``: any conflict
+        aborts (provisional runs: the transaction's locks should have prevented it); else
+        conflicts resolve deterministically (replace / skip) and are counted."""
+        conflicts: list[str] = []
+
+        def on_conflict(reason: int, change: Any) -> int:
+            conflicts.append(f"{change.op} on {change.name} (conflict {reason})")
+            if strict:
+                return int(apsw.SQLITE_CHANGESET_ABORT)
+            if reason in (apsw.SQLITE_CHANGESET_DATA, apsw.SQLITE_CHANGESET_CONFLICT):
+                return int(apsw.SQLITE_CHANGESET_REPLACE)
+            return int(apsw.SQLITE_CHANGESET_OMIT)
+
+        try:
+            apsw.Changeset.apply(changeset, self._conn, conflict=on_conflict)
+        except apsw.AbortError:
+            return "; ".join(conflicts) or "changeset aborted"
+        except _FATAL as exc:
+            raise EngineFailure(f"{self.path}: {exc}") from exc
+        except apsw.Error as exc:
+            return f"changeset could not apply: {exc}"
+        if conflicts:
+            self.changeset_conflicts += len(conflicts)
+        return ""
+
+    def apply_changeset(self, changeset: bytes) -> None:
+        """Inside ``apply`` only: make a transaction's changes on this replica permanent."""
+        failure = self._apply_changes(changeset, strict=False)
+        if failure:
+            raise EngineFailure(f"{self.path}: {failure}")
+
+    def _ensure_txn_tables(self) -> None:
+        self._conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {_INTERNAL_PREFIX}intents(txn_id BLOB PRIMARY KEY,"
+            " changeset BLOB NOT NULL, record_range INTEGER NOT NULL,"
+            " prepared_index INTEGER NOT NULL)"
+        )
+        self._conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {_INTERNAL_PREFIX}txn_records(txn_id BLOB PRIMARY KEY,"
+            " status TEXT NOT NULL, participants TEXT NOT NULL)"
+        )
+
+    def put_intent(self, txn_id: bytes, changeset: bytes, record_range: int, index: int) -> None:
+        """Inside ``apply`` only: a prepared transaction's changes, kept until resolved."""
+        self._ensure_txn_tables()
+        self._conn.execute(
+            f"INSERT OR IGNORE INTO {_INTERNAL_PREFIX}intents VALUES (?, ?, ?, ?)",
+            (txn_id, changeset, record_range, index),
+        )
+
+    def take_intent(self, txn_id: bytes) -> bytes | None:
+        """Inside ``apply`` only: remove a prepared transaction's changes, returning them."""
+        self._ensure_txn_tables()
+        row = self._conn.execute(
+            f"SELECT changeset FROM {_INTERNAL_PREFIX}intents WHERE txn_id = ?", (txn_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        self._conn.execute(f"DELETE FROM {_INTERNAL_PREFIX}intents WHERE txn_id = ?", (txn_id,))
+        return bytes(row[0])
+
+    def intents(self) -> list[tuple[bytes, bytes, int]]:
+        """(txn id, changeset, record range) of every prepared, unresolved transaction."""
+        with self._lock:
+            try:
+                rows: list[Any] = self._conn.execute(
+                    f"SELECT txn_id, changeset, record_range FROM {_INTERNAL_PREFIX}intents"
+                ).fetchall()
+            except apsw.SQLError:
+                return []
+        return [(bytes(r[0]), bytes(r[1]), int(r[2])) for r in rows]
+
+    def txn_record(self, txn_id: bytes) -> tuple[str, str] | None:
+        """(status, participants) of a transaction record held here, or None."""
+        with self._lock:
+            try:
+                row = self._conn.execute(
+                    f"SELECT status, participants FROM {_INTERNAL_PREFIX}txn_records"
+                    " WHERE txn_id = ?",
+                    (txn_id,),
+                ).fetchone()
+            except apsw.SQLError:
+                return None
+        return (str(row[0]), str(row[1])) if row else None
+
+    def put_txn_record(self, txn_id: bytes, status: str, participants: str) -> None:
+        """Inside ``apply`` only."""
+        self._ensure_txn_tables()
+        self._conn.execute(
+            f"INSERT OR REPLACE INTO {_INTERNAL_PREFIX}txn_records VALUES (?, ?, ?)",
+            (txn_id, status, participants),
+        )
+
+    def drop_txn_record(self, txn_id: bytes) -> None:
+        """Inside ``apply`` only."""
+        self._ensure_txn_tables()
+        self._conn.execute(f"DELETE FROM {_INTERNAL_PREFIX}txn_records WHERE txn_id = ?", (txn_id,))
 
     # -- exactly-once bookkeeping ---------------------------------------------------------------
 

@@ -45,3 +45,10 @@ STALE_REPLICA = "AQ008"  # a follower read found this replica too far behind
 SCHEMA_CHANGED = "AQ007"  # the table's schema changed since the statement was planned
 
 RETRYABLE = frozenset({SERIALIZATION_FAILURE, NOT_LEADER, RANGE_NOT_FOUND, RANGE_UNAVAILABLE})
+
+# transactions (PostgreSQL's codes, as CockroachDB uses them)
+ACTIVE_TRANSACTION = "25001"  # BEGIN inside a transaction
+NO_ACTIVE_TRANSACTION = "25P01"  # COMMIT/SAVEPOINT outside one
+IN_FAILED_TRANSACTION = "25P02"  # a statement after an error, before ROLLBACK
+INVALID_SAVEPOINT = "3B001"
+STATEMENT_COMPLETION_UNKNOWN = "40003"  # a COMMIT whose outcome is not known
