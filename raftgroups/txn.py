@@ -103,7 +103,7 @@ class RangeTxns:
     def applied(self, cmd: pb.Command, result: pb.CommandResult) -> None:
         """Tick thread, after an entry applied: update the locks it settles."""
         op = cmd.WhichOneof("op")
-        if op not in ("txn_prepare", "txn_commit", "txn_resolve"):
+        if op not in ("txn_prepare", "txn_commit", "txn_resolve", "txn_recover"):
             return
         with self._lock:
             table = self._table if self._term == self._group.current_term() else None
@@ -116,6 +116,10 @@ class RangeTxns:
                     table.mark_prepared(p.txn.txn_id, keys, p.record_range)
             elif op == "txn_commit":
                 table.release(cmd.txn_commit.txn.txn_id)
+            elif op == "txn_recover":
+                # Its coordinator is gone: whatever it held here is no longer needed.
+                if result.txn_status == "ABORTED":
+                    table.release(cmd.txn_recover.txn_id)
             else:
                 table.release(cmd.txn_resolve.txn_id)
 

@@ -89,6 +89,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
             rtt_matrix=matrix,
             range_max_bytes=parse_size(args.range_max_bytes, "--range-max-bytes"),
             dead_node_timeout=args.dead_node_timeout,
+            txn_timeout=args.txn_timeout,
         )
     except (ConfigError, OSError, RttMatrixError) as exc:
         return _die(str(exc))
@@ -365,6 +366,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=60.0,
         help="seconds of silence after which the allocator replaces a node's replicas (default 60)",
+    )
+    p.add_argument(
+        "--txn-timeout",
+        type=float,
+        default=30.0,
+        help="abort an open transaction whose client sent nothing for this many seconds"
+        " (default 30)",
     )
     p.set_defaults(func=_cmd_start)
 

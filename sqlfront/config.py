@@ -64,6 +64,7 @@ class NodeConfig:
     rtt_matrix: RttMatrix | None = None
     range_max_bytes: int = 64 * 1024 * 1024
     dead_node_timeout: float = 60.0
+    txn_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         if not 0 < self.node_id < 2**31:
@@ -75,6 +76,8 @@ class NodeConfig:
             parse_hostport(self.http_addr, "--http-addr")
         if self.raft_log_max_entries < 10:
             raise ConfigError("--raft-log-max-entries: must be at least 10")
+        if not 0.5 <= self.txn_timeout <= 3600:
+            raise ConfigError("--txn-timeout: must be between 0.5 and 3600 seconds")
         if self.dead_node_timeout < 1.0:
             raise ConfigError("--dead-node-timeout: must be at least 1 second")
         if self.range_max_bytes < 64 * 1024:

@@ -62,7 +62,8 @@ class AtlasDialect(SQLite):
     * the date/time functions parse as plain calls (exact round trip, see ``TIME_FUNCTIONS``);
     * ``REPLACE INTO t ...`` parses as ``INSERT OR REPLACE INTO t ...`` (SQLite's own alias)
       instead of falling back to an opaque command;
-    * the ``STRICT`` table option is kept when a ``CREATE TABLE`` is regenerated.
+    * the ``STRICT`` table option is kept when a ``CREATE TABLE`` is regenerated;
+    * DECIMAL/NUMERIC and BOOLEAN print as NUMERIC (sqlglot: REAL, INTEGER), keeping affinity.
 
     Example:
         >>> tree = sqlglot.parse_one("SELECT strftime('%f')", dialect=AtlasDialect)
@@ -99,6 +100,13 @@ class AtlasDialect(SQLite):
         PROPERTIES_LOCATION = {
             **SQLite.Generator.PROPERTIES_LOCATION,
             exp.StrictProperty: exp.Properties.Location.POST_SCHEMA,
+        }
+        # sqlglot prints DECIMAL/NUMERIC as REAL and BOOLEAN as INTEGER; in SQLite those
+        # have NUMERIC affinity (CAST(3 AS NUMERIC) is 3, CAST(3 AS REAL) is 3.0).
+        TYPE_MAPPING = {
+            **SQLite.Generator.TYPE_MAPPING,
+            exp.DataType.Type.DECIMAL: "NUMERIC",
+            exp.DataType.Type.BOOLEAN: "NUMERIC",
         }
 
 

@@ -185,6 +185,7 @@ class Node:
             channels=self.channels,
         )
         self.gateway = Gateway(self)
+        self.gateway.txn_timeout = config.txn_timeout
         self.server: grpc.Server | None = None
         self._health = health.HealthServicer()
         self.draining = False

@@ -158,6 +158,12 @@ class AdminService(rpc.AdminServicer):
             faults.set_delay(peer, ms / 1000.0)
         if request.fail_next_log_write:
             node.store.log_store.fault_next_write = True
+        if request.txn_crash:
+            if request.txn_crash not in ("after_prepare", "after_commit"):
+                resp.error.code = sqlstate.INVALID_PARAMETER
+                resp.error.message = "txn_crash: after_prepare or after_commit"
+                return resp
+            node.gateway.coordinator.crash_at = request.txn_crash
         return resp
 
     def ClusterStatus(

@@ -105,6 +105,7 @@ class Coordinator:
         self.fast_commits = 0
         self.aborts = 0
         self.restarts = 0
+        self.crash_at = ""  # fault injection (tests): exit at this point of a 2PC commit
 
     # -- statements ---------------------------------------------------------------------------
 
@@ -186,6 +187,8 @@ class Coordinator:
             functools.partial(self._prepare, txn, p, record.desc.range_id) for p in others
         ]
         failed = self._parallel(phase_one)
+        if others and not failed and self.crash_at == "after_prepare":
+            _crash("after_prepare")
         if failed:
             self.abort(txn)
             self.restarts += 1
@@ -222,6 +225,8 @@ class Coordinator:
             if code in (sqlstate.RANGE_MOVED, sqlstate.SCHEMA_CHANGED):
                 code = sqlstate.SERIALIZATION_FAILURE
             raise TxnError(code, res.error.message)
+        if others and self.crash_at == "after_commit":
+            _crash("after_commit")
         if others:
             self.commits += 1
             _BACKGROUND.submit(self._resolve_all, txn, others, record, True)
@@ -311,6 +316,12 @@ class Coordinator:
     def _release_later(self, txn: Txn, parts: list[Participant]) -> None:
         for p in parts:
             _BACKGROUND.submit(self._lock_step, txn, p, pb.TxnStep.RELEASE)
+
+
+def _crash(point: str) -> None:
+    log.error("fault injection: coordinator exits %s", point)
+    logging.shutdown()
+    os._exit(137)
 
 
 def recover(sender: RangeSender, record: pb.RangeDescriptor, txn_id: bytes) -> bool | None:

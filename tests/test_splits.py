@@ -153,7 +153,7 @@ def test_split_errors(module_cluster: Cluster, statement: str, code: str, words:
     conn.close()
 
 
-def test_multi_range_writes_fail_cleanly_and_point_writes_route(module_cluster: Cluster) -> None:
+def test_multi_range_writes_are_atomic_and_point_writes_route(module_cluster: Cluster) -> None:
     conn = sqlfront.connect(module_cluster.addrs())
     conn.execute("CREATE TABLE w(k INTEGER PRIMARY KEY, v INTEGER)")
     conn.executemany("INSERT INTO w VALUES (?, ?)", [(k, 0) for k in range(30)])
@@ -162,16 +162,20 @@ def test_multi_range_writes_fail_cleanly_and_point_writes_route(module_cluster: 
     again = conn.execute("ALTER TABLE w SPLIT AT VALUES (10)").fetchone()
     assert (again[0], again[1]) == (second, second)  # an existing boundary: nothing changes
     assert len(conn.execute("SHOW RANGES FROM TABLE w").fetchall()) == 3
-    for statement in (
-        "UPDATE w SET v = 1",
-        "DELETE FROM w WHERE v = 0",
-        "INSERT INTO w VALUES (5, 1), (25, 1)",
-        "INSERT INTO w SELECT k + 100, v FROM w",
-    ):
-        with pytest.raises(sqlfront.DatabaseError) as info:
-            conn.execute(statement)
-        assert info.value.sqlstate == "0A000", statement
-    assert conn.execute("SELECT count(*), sum(v) FROM w").fetchone() == (30, 0)  # none applied
+    # Writes across ranges run as (implicit) transactions: all or nothing.
+    assert conn.execute("UPDATE w SET v = 1").rowcount == 30
+    assert conn.execute("SELECT count(*), sum(v) FROM w").fetchone() == (30, 30)
+    with pytest.raises(sqlfront.IntegrityError):  # 31 is new, 5 exists: neither row lands
+        conn.execute("INSERT INTO w VALUES (31, 1), (5, 1)")
+    assert conn.execute("SELECT count(*) FROM w WHERE k = 31").fetchone() == (0,)
+    assert conn.execute("INSERT INTO w VALUES (31, 1), (-1, 1)").rowcount == 2
+    assert conn.execute("SELECT count(*), sum(v) FROM w").fetchone() == (32, 32)
+    assert conn.execute("DELETE FROM w WHERE k > 30 OR k < 0").rowcount == 2
+    with pytest.raises(sqlfront.DatabaseError) as info:
+        conn.execute("INSERT INTO w SELECT k + 100, v FROM w")
+    assert info.value.sqlstate == "0A000"
+    assert conn.execute("UPDATE w SET v = 0").rowcount == 30
+    assert conn.execute("SELECT count(*), sum(v) FROM w").fetchone() == (30, 0)
     cur = conn.execute("UPDATE w SET v = 7 WHERE k IN (11, 12) AND v = 0")
     assert cur.rowcount == 2
     conn.execute("DELETE FROM w WHERE k BETWEEN 20 AND 24")
@@ -214,7 +218,10 @@ def test_explain_shows_the_distributed_plan(module_cluster: Cluster) -> None:
     assert all("WHERE v LIKE 'v1%'" in w for w in gather[1:4])  # the filter is pushed down
     ranged = what("EXPLAIN SELECT count(*) FROM x WHERE k >= 35 AND k < 70")
     assert ranged[0] == "plan: partial aggregates on 2 ranges"
-    assert what("EXPLAIN DELETE FROM x WHERE g = 1")[0].startswith("refused (0A000)")
+    spread = what("EXPLAIN DELETE FROM x WHERE g = 1")
+    assert spread[:3] == ["provisional write (changeset) on the leader"] * 3
+    assert spread[3].startswith("two-phase commit: 2 intents")
+    assert what("EXPLAIN INSERT INTO x SELECT * FROM x")[0].startswith("refused (0A000)")
     assert what("EXPLAIN UPDATE x SET v = 'y' WHERE k = 70")[0].startswith("one Raft entry")
     analyzed = conn.execute("EXPLAIN ANALYZE SELECT g, count(*) FROM x GROUP BY g").fetchall()
     assert len(analyzed) == 5 and all(float(r[3]) >= 0 for r in analyzed)
