@@ -218,10 +218,18 @@ class _KeyChecker:
         nxt, prv, match, op_of = self.nxt, self.prv, self.match, self.op_of
         kind, arg1, arg2, out, completed = self.kind, self.arg1, self.arg2, self.out, self.completed
         remaining = sum(completed)
-        cache: set[tuple[int, object]] = set()
-        stack: list[tuple[int, object]] = []  # (call entry taken, register value before it)
-        linearized = 0
+        any_ambiguous = remaining < len(completed)
+        # (completed ops linearized, register value) -> the sets of ambiguous ops linearized
+        # with it that were reached, kept as an antichain (no set contains another).
+        cache: dict[tuple[int, object], list[int]] = {}
+        explored = 0
+        # (call entry taken, register value before it, the pass it was taken in)
+        stack: list[tuple[int, object, bool]] = []
+        done = 0  # bitset of the completed ops linearized
+        taken = 0  # bitset of the ambiguous ops linearized
         state = self.initial
+        # Each scan of the candidates makes two passes: completed ops first, then ambiguous ones.
+        ambiguous_pass = False
         # The furthest return entry the search got stuck at, what the register could hold
         # there, and the ops that were candidates at that point.
         frontier = -1
@@ -232,6 +240,9 @@ class _KeyChecker:
             ret_entry = match[entry]
             if ret_entry >= 0:  # a call entry: a minimal op, try to linearize it now
                 i = op_of[entry]
+                if completed[i] == ambiguous_pass:
+                    entry = nxt[entry]
+                    continue
                 k = kind[i]
                 if k == READ:
                     accepted = state == out[i]
@@ -241,49 +252,71 @@ class _KeyChecker:
                     new_state = arg1[i]
                 else:
                     succeeded = state == arg1[i]
-                    accepted = not completed[i] or succeeded == out[i]
+                    accepted = ambiguous_pass or succeeded == out[i]
                     new_state = arg2[i] if succeeded else state
                 if accepted:
-                    config = (linearized | (1 << i), new_state)
-                    if config not in cache:
-                        cache.add(config)
-                        stack.append((entry, state))
-                        linearized = config[0]
-                        state = new_state
+                    if ambiguous_pass:
+                        new_done, new_taken = done, taken | (1 << i)
+                    else:
+                        new_done, new_taken = done | (1 << i), taken
+                    config = (new_done, new_state)
+                    seen = cache.get(config)
+                    if seen is None:
+                        cache[config] = [new_taken]
+                        fresh = True
+                    else:
+                        # Dominated: an explored configuration with the same completed ops and
+                        # value but fewer ambiguous ops taken can do everything this one can.
+                        fresh = all(old | new_taken != new_taken for old in seen)
+                        if fresh:
+                            seen[:] = [old for old in seen if old | new_taken != old]
+                            seen.append(new_taken)
+                    if fresh:
+                        explored += 1
+                        stack.append((entry, state, ambiguous_pass))
+                        done, taken, state = new_done, new_taken, new_state
                         # Unlink the call entry, then its return entry.
                         nxt[prv[entry]] = nxt[entry]
                         prv[nxt[entry]] = prv[entry]
                         nxt[prv[ret_entry]] = nxt[ret_entry]
                         prv[nxt[ret_entry]] = prv[ret_entry]
-                        if completed[i]:
+                        if not ambiguous_pass:
                             remaining -= 1
+                        ambiguous_pass = False
                         entry = nxt[self.head]
                         continue
                 entry = nxt[entry]
                 continue
-            # A return entry: every op before it in the list was tried; undo the last choice.
+            # A return entry: every candidate before it was tried in this pass.
+            if not ambiguous_pass and any_ambiguous:
+                ambiguous_pass = True
+                entry = nxt[self.head]
+                continue
             if entry > frontier:
                 frontier = entry
                 frontier_states = [state]
                 frontier_candidates = self._candidates(entry)
             elif entry == frontier and len(frontier_states) <= _MAX_LISTED:
-                if all(state != seen for seen in frontier_states):
+                if all(state != other for other in frontier_states):
                     frontier_states.append(state)
             if not stack:
-                return self._failure(frontier, frontier_states, frontier_candidates, len(cache))
-            entry, state = stack.pop()
+                return self._failure(frontier, frontier_states, frontier_candidates, explored)
+            # Undo the last choice and go on with the next candidate after it.
+            entry, state, ambiguous_pass = stack.pop()
             ret_entry = match[entry]
             i = op_of[entry]
-            linearized ^= 1 << i
+            if ambiguous_pass:
+                taken ^= 1 << i
+            else:
+                done ^= 1 << i
+                remaining += 1
             # Re-link in the reverse order of unlinking.
             nxt[prv[ret_entry]] = ret_entry
             prv[nxt[ret_entry]] = ret_entry
             nxt[prv[entry]] = entry
             prv[nxt[entry]] = entry
-            if completed[i]:
-                remaining += 1
             entry = nxt[entry]
-        return _KeyOutcome(True, "linearizable", len(cache), ())
+        return _KeyOutcome(True, "linearizable", explored, ())
 
     def _candidates(self, stop: int) -> list[int]:
         """Ops whose call entries precede ``stop`` in the list as it is now."""

@@ -18,7 +18,9 @@ from tests.cluster import Cluster, wait_for
 def _accounts(conn: sqlfront.Connection, table: str, n: int = 30, splits: str = "10, 20") -> None:
     conn.execute(f"CREATE TABLE {table}(id INTEGER PRIMARY KEY, bal INTEGER NOT NULL)")
     conn.executemany(f"INSERT INTO {table} VALUES (?, 100)", [(i,) for i in range(n)])
-    conn.execute(f"ALTER TABLE {table} SPLIT AT VALUES " + ", ".join(f"({s})" for s in splits.split(",")))
+    conn.execute(
+        f"ALTER TABLE {table} SPLIT AT VALUES " + ", ".join(f"({s})" for s in splits.split(","))
+    )
 
 
 def _sqlstate(exc: pytest.ExceptionInfo[sqlfront.DatabaseError]) -> str:
