@@ -66,6 +66,16 @@ _KINDS: Final = {"read": READ, "write": WRITE, "cas": CAS}
 _MAX_LISTED: Final = 6
 
 
+class _NoBlock:
+    """Marks "no ambiguous op taken since the last completed one" (distinct from any value)."""
+
+    def __repr__(self) -> str:
+        return "<no block>"
+
+
+_NO_BLOCK: Final = _NoBlock()
+
+
 @dataclass(frozen=True)
 class Op:
     """One operation of a history, on one key.
@@ -218,18 +228,19 @@ class _KeyChecker:
         nxt, prv, match, op_of = self.nxt, self.prv, self.match, self.op_of
         kind, arg1, arg2, out, completed = self.kind, self.arg1, self.arg2, self.out, self.completed
         remaining = sum(completed)
-        any_ambiguous = remaining < len(completed)
-        # (completed ops linearized, register value) -> the sets of ambiguous ops linearized
-        # with it that were reached, kept as an antichain (no set contains another).
-        cache: dict[tuple[int, object], list[int]] = {}
+        # (completed ops linearized, register value, block start) -> the sets of ambiguous
+        # ops linearized that were reached with it, kept as an antichain (no set contains
+        # another): an explored configuration that took fewer ambiguous ops can do everything
+        # a configuration that took more can, so the latter is skipped.
+        cache: dict[tuple[int, object, object], list[int]] = {}
         explored = 0
-        # (call entry taken, register value before it, the pass it was taken in)
-        stack: list[tuple[int, object, bool]] = []
+        # (call entry taken, register value and block start before it)
+        stack: list[tuple[int, object, object]] = []
         done = 0  # bitset of the completed ops linearized
         taken = 0  # bitset of the ambiguous ops linearized
         state = self.initial
-        # Each scan of the candidates makes two passes: completed ops first, then ambiguous ones.
-        ambiguous_pass = False
+        block = _NO_BLOCK  # the register value before the ambiguous ops taken since the last
+        # completed op (see _KeyChecker.run's notes in the module docstring)
         # The furthest return entry the search got stuck at, what the register could hold
         # there, and the ops that were candidates at that point.
         frontier = -1
@@ -240,58 +251,61 @@ class _KeyChecker:
             ret_entry = match[entry]
             if ret_entry >= 0:  # a call entry: a minimal op, try to linearize it now
                 i = op_of[entry]
-                if completed[i] == ambiguous_pass:
-                    entry = nxt[entry]
-                    continue
                 k = kind[i]
-                if k == READ:
-                    accepted = state == out[i]
-                    new_state = state
-                elif k == WRITE:
-                    accepted = True
-                    new_state = arg1[i]
-                else:
-                    succeeded = state == arg1[i]
-                    accepted = ambiguous_pass or succeeded == out[i]
-                    new_state = arg2[i] if succeeded else state
-                if accepted:
-                    if ambiguous_pass:
-                        new_done, new_taken = done, taken | (1 << i)
+                if completed[i]:
+                    if k == READ:
+                        accepted = state == out[i]
+                        new_state = state
+                        needed = block is _NO_BLOCK or block != out[i]
+                    elif k == WRITE:
+                        accepted = True
+                        new_state = arg1[i]
+                        needed = block is _NO_BLOCK
                     else:
-                        new_done, new_taken = done | (1 << i), taken
-                    config = (new_done, new_state)
+                        succeeded = state == arg1[i]
+                        accepted = succeeded == out[i]
+                        new_state = arg2[i] if succeeded else state
+                        needed = block is _NO_BLOCK or (block == arg1[i]) != out[i]
+                    # After ambiguous ops, only an op they enable may come next.
+                    accepted = accepted and needed
+                    new_block = _NO_BLOCK
+                    new_done, new_taken = done | (1 << i), taken
+                else:
+                    if k == WRITE:
+                        new_state = arg1[i]
+                        accepted = block is _NO_BLOCK and new_state != state
+                    else:
+                        new_state = arg2[i]
+                        accepted = state == arg1[i] and new_state != state
+                    new_block = state if block is _NO_BLOCK else block
+                    new_done, new_taken = done, taken | (1 << i)
+                if accepted:
+                    config = (new_done, new_state, new_block)
                     seen = cache.get(config)
                     if seen is None:
                         cache[config] = [new_taken]
                         fresh = True
                     else:
-                        # Dominated: an explored configuration with the same completed ops and
-                        # value but fewer ambiguous ops taken can do everything this one can.
                         fresh = all(old | new_taken != new_taken for old in seen)
                         if fresh:
                             seen[:] = [old for old in seen if old | new_taken != old]
                             seen.append(new_taken)
                     if fresh:
                         explored += 1
-                        stack.append((entry, state, ambiguous_pass))
-                        done, taken, state = new_done, new_taken, new_state
+                        stack.append((entry, state, block))
+                        done, taken, state, block = new_done, new_taken, new_state, new_block
                         # Unlink the call entry, then its return entry.
                         nxt[prv[entry]] = nxt[entry]
                         prv[nxt[entry]] = prv[entry]
                         nxt[prv[ret_entry]] = nxt[ret_entry]
                         prv[nxt[ret_entry]] = prv[ret_entry]
-                        if not ambiguous_pass:
+                        if completed[i]:
                             remaining -= 1
-                        ambiguous_pass = False
                         entry = nxt[self.head]
                         continue
                 entry = nxt[entry]
                 continue
-            # A return entry: every candidate before it was tried in this pass.
-            if not ambiguous_pass and any_ambiguous:
-                ambiguous_pass = True
-                entry = nxt[self.head]
-                continue
+            # A return entry: every candidate before it was tried.
             if entry > frontier:
                 frontier = entry
                 frontier_states = [state]
@@ -302,14 +316,14 @@ class _KeyChecker:
             if not stack:
                 return self._failure(frontier, frontier_states, frontier_candidates, explored)
             # Undo the last choice and go on with the next candidate after it.
-            entry, state, ambiguous_pass = stack.pop()
+            entry, state, block = stack.pop()
             ret_entry = match[entry]
             i = op_of[entry]
-            if ambiguous_pass:
-                taken ^= 1 << i
-            else:
+            if completed[i]:
                 done ^= 1 << i
                 remaining += 1
+            else:
+                taken ^= 1 << i
             # Re-link in the reverse order of unlinking.
             nxt[prv[ret_entry]] = ret_entry
             prv[nxt[ret_entry]] = ret_entry
