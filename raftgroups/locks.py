@@ -14,7 +14,8 @@ until it commits or aborts. Conflicts follow strict two-phase locking:
 
 Waiting uses wait-die on the transactions' priorities (start times): an older requester
 waits for younger holders, a younger one gives up at once with ``LockConflict`` (40001, the
-client restarts with its original priority), so waits never form a cycle. Every wait has a
+client restarts with its original priority), so waits never form a cycle. Anyone may wait for
+a holder that is committing or prepared (it will not wait for anything again). Every wait has a
 deadline too. Autocommit statements hold nothing while they wait, so they cannot deadlock.
 
 The table lives as long as its leader's term: a new leader builds a new one (a new
@@ -95,10 +96,6 @@ class LockTable:
             self._expire()
             return txn_id in self._txns
 
-    def is_empty(self) -> bool:
-        with self._cond:
-            return not self._txns and not self._writes
-
     def acquire(
         self,
         txn_id: bytes,
@@ -131,16 +128,20 @@ class LockTable:
 
     def _blockers(
         self, txn_id: bytes, shared: Sequence[Interval], keys: set[bytes]
-    ) -> list[int | None]:
-        """Priorities of the holders in the way (None: an autocommit write in flight)."""
-        out: list[int | None] = []
+    ) -> list[tuple[int, bytes] | None]:
+        """(priority, id) of the holders in the way (None: one that never waits for a lock: an
+        autocommit write in flight, or a transaction that is committing or prepared, so
+        waiting for it cannot close a cycle)."""
+        out: list[tuple[int, bytes] | None] = []
+        now = self._clock()
         for other, h in self._txns.items():
             if other == txn_id:
                 continue
             if any(_contains(iv, k) for iv in shared for k in h.exclusive) or any(
                 k in h.exclusive or any(_contains(iv, k) for iv in h.shared) for k in keys
             ):
-                out.append(h.priority)
+                settled = h.prepared or h.committing_until > now
+                out.append(None if settled else (h.priority, other))
         for ivs, _until in self._writes.values():
             if any(_overlap(a, b) for a in ivs for b in shared) or any(
                 _contains(iv, k) for iv in ivs for k in keys
@@ -149,9 +150,14 @@ class LockTable:
         return out
 
     def _wait_or_die(
-        self, txn_id: bytes, priority: int, blockers: list[int | None], deadline: float
+        self,
+        txn_id: bytes,
+        priority: int,
+        blockers: list[tuple[int, bytes] | None],
+        deadline: float,
     ) -> None:
-        if any(p is not None and p < priority for p in blockers):
+        # Ties on priority are broken by id, so two transactions never wait for each other.
+        if any(b is not None and b < (priority, txn_id) for b in blockers):
             self.conflicts += 1
             raise LockConflict("restart transaction: an older transaction holds a conflicting lock")
         remaining = deadline - self._clock()
@@ -305,6 +311,7 @@ class LockTable:
 
     def snapshot(self) -> dict[str, int]:
         with self._cond:
+            self._expire()
             return {
                 "transactions": len(self._txns),
                 "prepared": sum(1 for h in self._txns.values() if h.prepared),

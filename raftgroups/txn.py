@@ -169,8 +169,11 @@ class RangeTxns:
             if s.kind in (pb.TxnStep.VALIDATE, pb.TxnStep.HEARTBEAT):
                 if not table.touch(txn_id):
                     raise LockConflict("restart transaction: its locks on this range expired")
-                if s.kind == pb.TxnStep.VALIDATE and not g.lease_valid(time.monotonic()):
-                    g.barrier(timeout)  # still the leader, so the locks are still ours
+                if s.kind == pb.TxnStep.VALIDATE:
+                    # The transaction is committing: it takes no new lock from now on.
+                    table.committing(txn_id, _COMMIT_GRACE)
+                    if not g.lease_valid(time.monotonic()):
+                        g.barrier(timeout)  # still the leader, so the locks are still ours
                 return out
             self._fresh(timeout)
             w = s.stmt

@@ -200,6 +200,20 @@ class _KeyChecker:
                 self.arg2.append(None)
         self.out: list[object] = [op.output for op in kept]
         self.completed = [op.ret is not None for op in kept]
+        # Ambiguous ops grouped by what they do, each group in call order (with a sentinel).
+        self.group = [-1] * n
+        self.members: list[list[int]] = []
+        group_of: dict[tuple[int, object, object], int] = {}
+        for i in sorted(range(n), key=lambda i: kept[i].call):
+            if not self.completed[i]:
+                what = (self.kind[i], self.arg1[i], self.arg2[i])
+                g = group_of.setdefault(what, len(self.members))
+                if g == len(self.members):
+                    self.members.append([])
+                self.group[i] = g
+                self.members[g].append(i)
+        for ops_of_group in self.members:
+            ops_of_group.append(-1)
 
         # Events sorted by time; at equal times calls come first (concurrency wins).
         events: list[tuple[float, int, int]] = []
@@ -227,6 +241,8 @@ class _KeyChecker:
     def run(self) -> _KeyOutcome:
         nxt, prv, match, op_of = self.nxt, self.prv, self.match, self.op_of
         kind, arg1, arg2, out, completed = self.kind, self.arg1, self.arg2, self.out, self.completed
+        group, members = self.group, self.members
+        used = [0] * len(members)  # per group: how many of its ops are linearized
         remaining = sum(completed)
         # (completed ops linearized, register value, block start) -> the sets of ambiguous
         # ops linearized that were reached with it, kept as an antichain (no set contains
@@ -271,6 +287,12 @@ class _KeyChecker:
                     new_block = _NO_BLOCK
                     new_done, new_taken = done | (1 << i), taken
                 else:
+                    g = group[i]
+                    if members[g][used[g]] != i:
+                        # Ambiguous ops that do the same thing are interchangeable once
+                        # callable: only the earliest unused one of its kind is tried.
+                        entry = nxt[entry]
+                        continue
                     if k == WRITE:
                         new_state = arg1[i]
                         accepted = block is _NO_BLOCK and new_state != state
@@ -301,6 +323,8 @@ class _KeyChecker:
                         prv[nxt[ret_entry]] = prv[ret_entry]
                         if completed[i]:
                             remaining -= 1
+                        else:
+                            used[group[i]] += 1
                         entry = nxt[self.head]
                         continue
                 entry = nxt[entry]
@@ -324,6 +348,7 @@ class _KeyChecker:
                 remaining += 1
             else:
                 taken ^= 1 << i
+                used[group[i]] -= 1
             # Re-link in the reverse order of unlinking.
             nxt[prv[ret_entry]] = ret_entry
             prv[nxt[ret_entry]] = ret_entry
