@@ -434,7 +434,7 @@ class TxnMeta(_message.Message):
     def __init__(self, txn_id: _Optional[bytes] = ..., priority: _Optional[int] = ..., incarnation: _Optional[int] = ...) -> None: ...
 
 class TxnStep(_message.Message):
-    __slots__ = ("txn", "kind", "changeset", "stmt", "read_only", "locks", "trim_to_span")
+    __slots__ = ("txn", "kind", "changeset", "stmt", "read_only", "locks", "trim_to_span", "move_out")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATEMENT: _ClassVar[TxnStep.Kind]
@@ -452,6 +452,7 @@ class TxnStep(_message.Message):
     READ_ONLY_FIELD_NUMBER: _ClassVar[int]
     LOCKS_FIELD_NUMBER: _ClassVar[int]
     TRIM_TO_SPAN_FIELD_NUMBER: _ClassVar[int]
+    MOVE_OUT_FIELD_NUMBER: _ClassVar[int]
     txn: TxnMeta
     kind: TxnStep.Kind
     changeset: bytes
@@ -459,7 +460,8 @@ class TxnStep(_message.Message):
     read_only: bool
     locks: _containers.RepeatedCompositeFieldContainer[Span]
     trim_to_span: bool
-    def __init__(self, txn: _Optional[_Union[TxnMeta, _Mapping]] = ..., kind: _Optional[_Union[TxnStep.Kind, str]] = ..., changeset: _Optional[bytes] = ..., stmt: _Optional[_Union[SqlWrite, _Mapping]] = ..., read_only: _Optional[bool] = ..., locks: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., trim_to_span: _Optional[bool] = ...) -> None: ...
+    move_out: bool
+    def __init__(self, txn: _Optional[_Union[TxnMeta, _Mapping]] = ..., kind: _Optional[_Union[TxnStep.Kind, str]] = ..., changeset: _Optional[bytes] = ..., stmt: _Optional[_Union[SqlWrite, _Mapping]] = ..., read_only: _Optional[bool] = ..., locks: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., trim_to_span: _Optional[bool] = ..., move_out: _Optional[bool] = ...) -> None: ...
 
 class TxnPrepare(_message.Message):
     __slots__ = ("txn", "changeset", "record_range", "span", "schema_version")
@@ -780,7 +782,7 @@ class DropDatabase(_message.Message):
     def __init__(self, name: _Optional[str] = ..., if_exists: _Optional[bool] = ..., cascade: _Optional[bool] = ...) -> None: ...
 
 class CommandResult(_message.Message):
-    __slots__ = ("columns", "rows", "rows_affected", "last_insert_rowid", "error", "returns_rows", "applied_index", "changeset", "incarnation", "txn_status")
+    __slots__ = ("columns", "rows", "rows_affected", "last_insert_rowid", "error", "returns_rows", "applied_index", "changeset", "incarnation", "txn_status", "moved_columns", "moved_rows")
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
     ROWS_AFFECTED_FIELD_NUMBER: _ClassVar[int]
@@ -791,6 +793,8 @@ class CommandResult(_message.Message):
     CHANGESET_FIELD_NUMBER: _ClassVar[int]
     INCARNATION_FIELD_NUMBER: _ClassVar[int]
     TXN_STATUS_FIELD_NUMBER: _ClassVar[int]
+    MOVED_COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    MOVED_ROWS_FIELD_NUMBER: _ClassVar[int]
     columns: _containers.RepeatedScalarFieldContainer[str]
     rows: _containers.RepeatedCompositeFieldContainer[Row]
     rows_affected: int
@@ -801,7 +805,9 @@ class CommandResult(_message.Message):
     changeset: bytes
     incarnation: int
     txn_status: str
-    def __init__(self, columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., rows_affected: _Optional[int] = ..., last_insert_rowid: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., returns_rows: _Optional[bool] = ..., applied_index: _Optional[int] = ..., changeset: _Optional[bytes] = ..., incarnation: _Optional[int] = ..., txn_status: _Optional[str] = ...) -> None: ...
+    moved_columns: _containers.RepeatedScalarFieldContainer[str]
+    moved_rows: _containers.RepeatedCompositeFieldContainer[Row]
+    def __init__(self, columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., rows_affected: _Optional[int] = ..., last_insert_rowid: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., returns_rows: _Optional[bool] = ..., applied_index: _Optional[int] = ..., changeset: _Optional[bytes] = ..., incarnation: _Optional[int] = ..., txn_status: _Optional[str] = ..., moved_columns: _Optional[_Iterable[str]] = ..., moved_rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ...) -> None: ...
 
 class RaftValue(_message.Message):
     __slots__ = ("none", "boolean", "integer", "real", "text", "data", "list", "map")

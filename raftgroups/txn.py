@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from proto import atlasql_pb2 as pb
-from storage import params_from_proto, row_from_proto, sqlstate
+from storage import params_from_proto, row_from_proto, row_to_proto, sqlstate
 from storage.engine import Provisional
 
 from . import fsm
@@ -203,6 +203,9 @@ class RangeTxns:
         res = fsm.result_to_proto(prov.result, g.applied_index())
         res.incarnation = table.incarnation
         res.changeset = prov.changeset
+        if prov.moved_rows:
+            res.moved_columns.extend(prov.moved_columns)
+            res.moved_rows.extend(row_to_proto(r) for r in prov.moved_rows)
         return res
 
     def _runner(self, s: pb.TxnStep) -> Callable[[], Provisional]:
@@ -223,6 +226,7 @@ class RangeTxns:
                 params_from_proto(w.params, w.named_params),
                 read_only=s.read_only,
                 trim_to_span=s.trim_to_span,
+                move_out=s.move_out,
             )
 
         return run

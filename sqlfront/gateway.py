@@ -52,8 +52,9 @@ from storage import (
     row_from_proto,
     row_to_proto,
     sqlstate,
+    to_proto,
 )
-from storage.keys import decode_key, encode_prefix, next_key
+from storage.keys import decode_key, encode_key, encode_prefix, next_key
 
 from .aggregates import PARTIAL_TABLE, AggPlan, plan_aggregate
 from .dialect import SqlError, parse
@@ -74,9 +75,18 @@ from .regions import (
     parse_database_options,
     parse_locality,
     region_name,
+    regional_by_row_table,
+    row_region_column,
     split_locality,
+    unique_per_region,
 )
-from .rewrite import fill_defaults, nondeterministic_defaults, rewrite_nondeterministic, to_sql
+from .rewrite import (
+    fill_defaults,
+    nondeterministic_defaults,
+    rewrite_nondeterministic,
+    table_columns,
+    to_sql,
+)
 from .txn import PRIORITY_MEMORY, Coordinator, Txn, TxnError, new_txn
 
 log = logging.getLogger(__name__)
@@ -812,6 +822,12 @@ class Gateway:
             locality = parse_locality(m.group("loc"))
             if locality.startswith("table:"):
                 self._check_regions([locality[len("table:") :]])
+            if locality.startswith("row:") or table.locality.startswith("row:"):
+                raise StatementError(
+                    sqlstate.FEATURE_NOT_SUPPORTED,
+                    "changing a table to or from REGIONAL BY ROW changes its primary key:"
+                    " create a new table with the locality and copy the rows",
+                )
             self._meta(
                 pb.MetaOp(
                     set_locality=pb.SetLocality(
@@ -1544,6 +1560,14 @@ class Gateway:
         create_sql = request.sql.strip().rstrip(";").strip()
         locality = _LOCALITY.get() or ""
         home = self._home_region(locality)
+        region_column = row_region_column(locality)
+        if region_column:
+            try:
+                create_sql, per_region = regional_by_row_table(create_sql, region_column, home)
+            except GeoSyntaxError as exc:
+                raise StatementError(exc.code, exc.message) from exc
+            if per_region:
+                locality += ":per-region"
         replicas = self._cluster.choose_replicas(3, home)
         if not replicas:
             raise StatementError(sqlstate.RANGE_UNAVAILABLE, "no live nodes to place the table on")
@@ -1575,6 +1599,12 @@ class Gateway:
                 pb.MetaOp(drop_table=pb.DropTable(name=name, if_exists=True, database=_DB.get()))
             )
             return _error(ddl.error.code, ddl.error.message)
+        if region_column:
+            # One span (and so its own ranges, led from there) per region of the database.
+            db = self._database_desc(_DB.get() or DEFAULT_DATABASE)
+            regions = sorted(db.regions) if db is not None else []
+            if regions:
+                self._split(name, "VALUES " + ", ".join(f"({_sql_literal(r)})" for r in regions))
         return pb.ExecuteResponse(rows_affected=-1)
 
     def _drop_table(self, tree: exp.Drop) -> pb.ExecuteResponse:
@@ -1725,6 +1755,11 @@ class Gateway:
         rewritten, changed = rewrite_nondeterministic(tree, now=now, rng=self._rng)
         if isinstance(rewritten, exp.Insert):
             nd, columns = _nd_defaults_cached(table.create_sql)
+            region_column = row_region_column(table.locality)
+            here = self._cluster.region_of(self._cluster.node_id)
+            if region_column and here:
+                # REGIONAL BY ROW: a row inserted without its region is homed at the gateway.
+                nd = {**nd, region_column: _sql_literal(here)}
             if nd:
                 rewritten, filled = fill_defaults(
                     rewritten, list(columns), dict(nd), now=now, rng=self._rng
@@ -1752,16 +1787,23 @@ class Gateway:
             cmd.write.locks.extend(locks or [])
             txn = _TXN.get()
             insert = isinstance(tree, exp.Insert)
-            if txn is None and len(targets) > 1:
+            # An UPDATE of a key column (a REGIONAL BY ROW row changing region) may move rows
+            # to other ranges: it runs as a transaction that re-inserts them there.
+            move = len(ranges) > 1 and _sets_key(tree, table)
+            run = functools.partial(
+                self._write_in_txn, table, targets, cmd.write, insert, move_out=move, ranges=ranges
+            )
+            unique = insert and locks and self._needs_global_check(tree, table)
+            if unique:
+                run = functools.partial(self._checked_insert, run, table, ranges, locks or [])
+            if txn is None and (len(targets) > 1 or move or unique):
                 try:
-                    return self.run_implicit(
-                        functools.partial(self._write_in_txn, table, targets, cmd.write, insert)
-                    )
+                    return self.run_implicit(run)
                 except _RangeMoved:
                     continue
             if txn is not None:
                 try:
-                    return self._write_in_txn(table, targets, cmd.write, insert)
+                    return run()
                 except _RangeMoved:
                     continue
             desc = targets[0]
@@ -1780,13 +1822,18 @@ class Gateway:
         targets: list[pb.RangeDescriptor],
         write: pb.SqlWrite,
         insert: bool,
+        *,
+        move_out: bool = False,
+        ranges: list[pb.RangeDescriptor] | None = None,
     ) -> pb.ExecuteResponse:
         """One write statement inside the current transaction, on each range it touches
-        (an INSERT's rows for other ranges are dropped on each)."""
+        (an INSERT's rows for other ranges are dropped on each; with ``move_out``, rows an
+        UPDATE moved out of their range are inserted into the ranges of their new keys)."""
         txn = _TXN.get()
         assert txn is not None
         trim = insert and len(targets) > 1
         results = []
+        moved: list[tuple[list[str], list[pb.Row]]] = []
         for desc in targets:
             stmt = pb.SqlWrite()
             stmt.CopyFrom(write)
@@ -1799,12 +1846,19 @@ class Gateway:
                 read_only=False,
                 locks=list(write.locks),
                 trim=trim,
+                move_out=move_out,
             )
             if _moved(res):
                 raise _RangeMoved
             if res.error.code:
                 return _from_result(res)
             results.append(res)
+            if res.moved_rows:
+                moved.append((list(res.moved_columns), list(res.moved_rows)))
+        for columns, rows in moved:
+            failed = self._move_rows(txn, table, ranges or targets, columns, rows)
+            if failed is not None:
+                return failed
         if len(results) == 1:
             return _from_result(results[0])
         out = pb.ExecuteResponse(
@@ -1815,6 +1869,117 @@ class Gateway:
         for r in results:
             out.rows.extend(r.rows)
         return out
+
+    def _needs_global_check(self, tree: exp.Expr, table: pb.TableDescriptor) -> bool:
+        """A REGIONAL BY ROW INSERT whose key (besides the region) is neither declared unique
+        per region nor generated at random must be checked against the other regions."""
+        if not row_region_column(table.locality) or unique_per_region(table.locality):
+            return False
+        nd, _columns = _nd_defaults_cached(table.create_sql)
+        shape = table_shape(table.name, table.create_sql)
+        rest = [k.lower() for k in shape.key_columns[1:]]
+        schema = tree.this if isinstance(tree, exp.Insert) else None
+        named = (
+            {c.name.lower() for c in schema.expressions}
+            if isinstance(schema, exp.Schema)
+            else set(rest)  # no column list: every column is given
+        )
+        generated = {c.lower() for c in nd if _uses_random_default(nd[c])}
+        return not all(k in generated and k not in named for k in rest)
+
+    def _checked_insert(
+        self,
+        run: Callable[[], pb.ExecuteResponse],
+        table: pb.TableDescriptor,
+        ranges: list[pb.RangeDescriptor],
+        keys: list[pb.Span],
+    ) -> pb.ExecuteResponse:
+        """Global uniqueness of a REGIONAL BY ROW key: no other region holds the same key
+        (read, under shared locks, in every other region's range, in parallel), then insert."""
+        txn = _TXN.get()
+        assert txn is not None
+        db = self._database_desc(table.database or DEFAULT_DATABASE)
+        regions = list(db.regions) if db is not None else []
+        shape = table_shape(table.name, table.create_sql)
+        where = " AND ".join(f"{_quote_ident(k)} = ?" for k in shape.key_columns)
+        sql = f"SELECT {', '.join(_quote_ident(k) for k in shape.key_columns[1:])} FROM"
+        sql += f" {_quote_ident(table.name)} WHERE {where} LIMIT 1"
+        probes = []
+        for span in keys:
+            values = decode_key(span.start_key)
+            for region in regions:
+                if region == values[0]:
+                    continue
+                other = encode_key([region, *values[1:]])
+                desc = range_for_key(ranges, other) or ranges[-1]
+                stmt = pb.SqlWrite(
+                    sql=sql,
+                    params=[to_proto(v) for v in (region, *values[1:])],
+                    span=_span(desc),
+                    schema_version=table.schema_version,
+                )
+                lock = pb.Span(start_key=other, end_key=next_key(other))
+                probes.append((desc, stmt, lock, region))
+
+        def probe(item: tuple[pb.RangeDescriptor, pb.SqlWrite, pb.Span, str]) -> pb.CommandResult:
+            desc, stmt, lock, _region = item
+            return self.coordinator.step(
+                txn, desc, table.schema_version, stmt, read_only=True, locks=[lock]
+            )
+
+        results = list(_FANOUT.map(probe, probes)) if len(probes) > 1 else list(map(probe, probes))
+        for (_d, _s, _l, region), res in zip(probes, results, strict=True):
+            if _moved(res):
+                raise _RangeMoved
+            if res.error.code:
+                return _from_result(res)
+            if res.rows:
+                shown = ", ".join(f"{table.name}.{k}" for k in shape.key_columns[1:])
+                return _error(
+                    sqlstate.UNIQUE_VIOLATION,
+                    f"UNIQUE constraint failed: {shown} (the key exists in region {region})",
+                )
+        return run()
+
+    def _move_rows(
+        self,
+        txn: Txn,
+        table: pb.TableDescriptor,
+        ranges: list[pb.RangeDescriptor],
+        columns: list[str],
+        rows: list[pb.Row],
+    ) -> pb.ExecuteResponse | None:
+        """Insert rows an UPDATE moved out of their range into the ranges of their new keys
+        (inside ``txn``); an error response if that fails (e.g. the new key exists)."""
+        shape = table_shape(table.name, table.create_sql)
+        names = [c.lower() for c in columns]
+        alias = (shape.rowid_alias or "rowid").lower()
+        key_at = [
+            names.index(("rowid" if "rowid" in names else alias) if k == "rowid" else k.lower())
+            for k in shape.key_columns
+        ]
+        by_range: dict[int, tuple[pb.RangeDescriptor, list[pb.Row]]] = {}
+        for row in rows:
+            values = row_from_proto(row)
+            key = encode_key([values[i] for i in key_at])
+            desc = range_for_key(ranges, key) or ranges[-1]
+            by_range.setdefault(desc.range_id, (desc, []))[1].append(row)
+        cols = ", ".join("rowid" if c == "rowid" else _quote_ident(c) for c in columns)
+        sql = (
+            f"INSERT INTO {_quote_ident(table.name)} ({cols})"
+            f" VALUES ({', '.join('?' * len(columns))})"
+        )
+        for desc, batch in by_range.values():
+            stmt = pb.SqlWrite(sql=sql, span=_span(desc), schema_version=table.schema_version)
+            stmt.batch.extend(batch)
+            res = self.coordinator.step(
+                txn, desc, table.schema_version, stmt, read_only=False, locks=[]
+            )
+            if _moved(res):
+                raise _RangeMoved
+            if res.error.code:
+                return _from_result(res)
+        return None
 
     def _write_targets(
         self,
@@ -2179,6 +2344,27 @@ def _lock_spans(intervals: list[tuple[bytes, bytes | None]]) -> list[pb.Span] | 
     return [pb.Span(start_key=lo, end_key=hi or b"") for lo, hi in intervals]
 
 
+def _uses_random_default(sql: str) -> bool:
+    return "random" in sql.lower()
+
+
+def _sets_key(tree: exp.Expr, table: pb.TableDescriptor) -> bool:
+    """Whether ``tree`` is an UPDATE that assigns one of the table's key columns."""
+    if not isinstance(tree, exp.Update):
+        return False
+    shape = table_shape(table.name, table.create_sql)
+    keys = {k.lower() for k in shape.key_columns} | shape.key_names()
+    for assignment in tree.expressions:
+        target = assignment.this if isinstance(assignment, exp.EQ) else None
+        if isinstance(target, exp.Column) and target.name.lower() in keys:
+            return True
+    return False
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -2316,16 +2502,7 @@ def _parse_cached(sql: str) -> tuple[exp.Expr, ...]:
 
 @functools.lru_cache(maxsize=1024)
 def _nd_defaults_cached(create_sql: str) -> tuple[dict[str, str], tuple[str, ...]]:
-    nd = nondeterministic_defaults(create_sql)
-    return nd, tuple(_columns_of(create_sql)) if nd else ()
-
-
-def _columns_of(create_sql: str) -> list[str]:
-    tree = parse(create_sql)[0]
-    schema = tree.this
-    if not isinstance(schema, exp.Schema):
-        return []
-    return [c.name for c in schema.expressions if isinstance(c, exp.ColumnDef)]
+    return nondeterministic_defaults(create_sql), tuple(table_columns(create_sql))
 
 
 __all__ = ["Cluster", "Gateway", "StatementError"]

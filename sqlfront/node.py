@@ -54,6 +54,7 @@ from router import (
     rule_for,
 )
 from storage import Engine, EngineFailure, sqlstate
+from storage.keys import decode_key
 
 from .config import NodeConfig
 from .gateway import Gateway
@@ -708,8 +709,12 @@ class Node:
             )
         return out
 
-    def policy_for(self, database: str, table: str) -> Policy | None:
-        """The placement policy of a table of a multi-region database (None otherwise)."""
+    def policy_for(
+        self, database: str, table: str, range_desc: pb.RangeDescriptor | None = None
+    ) -> Policy | None:
+        """The placement policy of a table of a multi-region database (None otherwise); for a
+        REGIONAL BY ROW table, of its range ``desc`` (homed in the region its keys start with)."""
+        rng = range_desc
         desc = self.catalog.table(table, database)
         if desc is None:
             return None
@@ -721,6 +726,10 @@ class Node:
             return None
         locality = desc.locality
         home = locality[len("table:") :] if locality.startswith("table:") else db.primary_region
+        if locality.startswith("row:") and rng is not None and rng.start_key:
+            first = decode_key(rng.start_key)[0]
+            if isinstance(first, str) and first in db.regions:
+                home = first
         return Policy(
             home_region=home,
             regions=tuple(db.regions),
@@ -744,7 +753,7 @@ class Node:
             leader_counts[n] = leader_counts.get(n, 0) + 1
         out = []
         for desc in cat.ranges:
-            policy = self.policy_for(desc.database or DEFAULT_DATABASE, desc.table)
+            policy = self.policy_for(desc.database or DEFAULT_DATABASE, desc.table, desc)
             if policy is None:
                 continue
             rule = rule_for(policy, nodes)

@@ -107,7 +107,8 @@ def parse_locality(text: str) -> str:
             " GLOBAL or REGIONAL BY ROW"
         )
     if m.group("row"):
-        raise NotImplementedError("LOCALITY REGIONAL BY ROW is not supported yet")
+        named = re.search(rf"\bAS\s+({_NAME})\s*$", m.group("row"), re.I)
+        return "row:" + (named.group(1) if named else REGION_COLUMN)
     if m.group("global"):
         return "global"
     return f"table:{region_name(m.group('region'))}" if m.group("region") else ""
@@ -125,13 +126,107 @@ def split_locality(create_sql: str) -> tuple[str, str | None]:
 def describe_locality(locality: str) -> str:
     if locality == "global":
         return "GLOBAL"
+    if locality.startswith("row:"):
+        column = row_region_column(locality)
+        return (
+            "REGIONAL BY ROW"
+            + ("" if column == REGION_COLUMN else f" AS {column}")
+            + (" (key unique per region)" if unique_per_region(locality) else "")
+        )
     if locality.startswith("table:"):
         return f"REGIONAL BY TABLE IN {locality[len('table:') :]}"
     return "REGIONAL BY TABLE IN PRIMARY REGION"
 
 
+def row_region_column(locality: str) -> str:
+    """The region column of a REGIONAL BY ROW table ('' for other localities)."""
+    if not locality.startswith("row:"):
+        return ""
+    return locality[len("row:") :].split(":")[0]
+
+
+def unique_per_region(locality: str) -> bool:
+    """A REGIONAL BY ROW table whose declared key starts with its region column: its key is
+    unique per region (no cross-region check on INSERT)."""
+    return locality.startswith("row:") and locality.endswith(":per-region")
+
+
+_WITHOUT_ROWID_RE = re.compile(r"\)\s*(WITHOUT\s+ROWID)\s*$", re.I)
+
+
+def regional_by_row_table(create_sql: str, column: str, primary_region: str) -> tuple[str, bool]:
+    """The CREATE TABLE a REGIONAL BY ROW table really gets: a region column (added as
+    ``column TEXT NOT NULL DEFAULT 'primary'`` unless the table has it), and a primary key
+    that starts with it, so each region's rows are a contiguous key span (its own ranges,
+    led from that region). The other key columns stay unique across regions: the gateway
+    checks the other regions on INSERT (the cross-region cost EXPLAIN shows), unless the
+    declared key already contains the region column: then it is unique per region (the
+    second value returned is True).
+
+    >>> sql, _ = regional_by_row_table("CREATE TABLE u(id INT PRIMARY KEY)", "r", "us-east")
+    >>> sql.endswith("DEFAULT 'us-east', PRIMARY KEY (r, id)) WITHOUT ROWID")
+    True
+    """
+    from sqlglot import exp
+
+    from .dialect import AtlasDialect, parse
+
+    text = create_sql.strip().rstrip(";").strip()
+    m = _WITHOUT_ROWID_RE.search(text)
+    if m:
+        text = text[: m.start() + 1]
+    tree = parse(text)[0]
+    schema = tree.this if isinstance(tree, exp.Create) else None
+    if not isinstance(schema, exp.Schema):
+        raise GeoSyntaxError("REGIONAL BY ROW needs CREATE TABLE t (columns ...)")
+    key: list[str] = []
+    has_region = False
+    for item in list(schema.expressions):
+        if isinstance(item, exp.PrimaryKey):
+            key = [c.name for c in item.expressions]
+            item.pop()
+        elif isinstance(item, exp.ColumnDef):
+            if item.name.lower() == column.lower():
+                has_region = True
+            for constraint in list(item.args.get("constraints") or []):
+                kind = constraint.args.get("kind")
+                if isinstance(kind, exp.PrimaryKeyColumnConstraint):
+                    key = [item.name]
+                    constraint.replace(exp.ColumnConstraint(kind=exp.NotNullColumnConstraint()))
+                elif isinstance(kind, exp.AutoIncrementColumnConstraint):
+                    raise GeoSyntaxError("REGIONAL BY ROW tables cannot use AUTOINCREMENT")
+    if not key:
+        raise GeoSyntaxError("a REGIONAL BY ROW table needs a PRIMARY KEY")
+    per_region = any(k.lower() == column.lower() for k in key)
+    key = [k for k in key if k.lower() != column.lower()]
+    if not has_region:
+        schema.append(
+            "expressions",
+            exp.ColumnDef(
+                this=exp.to_identifier(column),
+                kind=exp.DataType.build("TEXT"),
+                constraints=[
+                    exp.ColumnConstraint(kind=exp.NotNullColumnConstraint()),
+                    exp.ColumnConstraint(
+                        kind=exp.DefaultColumnConstraint(this=exp.Literal.string(primary_region))
+                    ),
+                ],
+            ),
+        )
+    schema.append(
+        "expressions",
+        exp.PrimaryKey(expressions=[exp.to_identifier(c) for c in [column, *key]]),
+    )
+    # WITHOUT ROWID: the key is the row's identity (a rowid would be per range, and collide
+    # when rows of several ranges meet at the gateway).
+    return str(tree.sql(dialect=AtlasDialect)) + " WITHOUT ROWID", per_region
+
+
+REGION_COLUMN = "crdb_region"
+
 __all__ = [
     "ALTER_DATABASE_RE",
+    "REGION_COLUMN",
     "SET_LOCALITY_RE",
     "SHOW_GEO_RE",
     "GeoSyntaxError",
@@ -139,5 +234,8 @@ __all__ = [
     "parse_database_options",
     "parse_locality",
     "region_name",
+    "regional_by_row_table",
+    "row_region_column",
     "split_locality",
+    "unique_per_region",
 ]

@@ -264,6 +264,28 @@ def rewrite_nondeterministic(
     return _rewrite(expr, lambda node: _replacement(node, now_literal, rng))
 
 
+def _create_tree(create_table_sql: str) -> exp.Expr:
+    """A CREATE TABLE's tree (sqlglot does not know WITHOUT ROWID: the table options, which
+    hold no columns or defaults, are dropped first)."""
+    statements = parse(create_table_sql)
+    if isinstance(statements[0], exp.Command) and len(statements) == 1:
+        statements = parse(_TABLE_OPTIONS.sub(")", create_table_sql.rstrip().rstrip(";")))
+    return statements[0]
+
+
+def table_columns(create_table_sql: str) -> list[str]:
+    """The column names of a CREATE TABLE, in order.
+
+    >>> table_columns("CREATE TABLE t (a INTEGER, b, PRIMARY KEY (b, a)) WITHOUT ROWID")
+    ['a', 'b']
+    """
+    schema = _create_tree(create_table_sql).this
+    if not isinstance(schema, exp.Schema):
+        return []
+    # An untyped column without constraints parses as a bare identifier.
+    return [c.name for c in schema.expressions if isinstance(c, (exp.ColumnDef, exp.Identifier))]
+
+
 def _is_nondeterministic(expr: exp.Expr) -> bool:
     """Whether evaluating ``expr`` twice may give different values (see the rewrite rules)."""
     probe = random.Random(0)
@@ -295,14 +317,9 @@ def nondeterministic_defaults(create_table_sql: str) -> dict[str, str]:
         ...     " at TEXT DEFAULT CURRENT_TIMESTAMP, tag BLOB DEFAULT (randomblob(4))) STRICT")
         {'at': 'CURRENT_TIMESTAMP', 'tag': '(RANDOMBLOB(4))'}
     """
-    statements = parse(create_table_sql)
-    create = statements[0]
-    if isinstance(create, exp.Command) and len(statements) == 1:
-        # sqlglot does not know WITHOUT ROWID: drop the table options, which hold no defaults.
-        statements = parse(_TABLE_OPTIONS.sub(")", create_table_sql.rstrip().rstrip(";")))
-        create = statements[0]
+    create = _create_tree(create_table_sql)
     schema = create.this if isinstance(create, exp.Create) else None
-    if len(statements) != 1 or not isinstance(schema, exp.Schema):
+    if not isinstance(schema, exp.Schema):
         raise SqlError(
             FEATURE_NOT_SUPPORTED, "expected one CREATE TABLE statement with a column list"
         )

@@ -119,6 +119,7 @@ class Coordinator:
         read_only: bool,
         locks: list[pb.Span],
         trim: bool = False,
+        move_out: bool = False,
     ) -> pb.CommandResult:
         """Run one statement of ``txn`` on one range; its result (errors included, as for an
         autocommit statement). A restart condition raises ``TxnError``."""
@@ -134,6 +135,7 @@ class Coordinator:
             read_only=read_only,
             locks=locks,
             trim_to_span=trim,
+            move_out=move_out,
         )
         try:
             res = self._sender.send(desc, pb.Command(txn_step=step))

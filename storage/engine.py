@@ -93,6 +93,8 @@ class Provisional:
     result: StatementResult
     changeset: bytes  # the transaction's cumulative changes on this replica
     keys: tuple[bytes, ...]  # encoded keys of every row those changes touch
+    moved_columns: tuple[str, ...] = ()  # move_out: the rows that left the span
+    moved_rows: tuple[tuple[Any, ...], ...] = ()
 
 
 def classify_sqlite_error(exc: apsw.Error) -> SqlFailure:
@@ -395,6 +397,7 @@ class Engine:
         batch: Sequence[Sequence[Any]] | None = None,
         read_only: bool = False,
         trim_to_span: bool = False,
+        move_out: bool = False,
     ) -> Provisional:
         """Run ``sql`` on top of a transaction's ``changeset`` without keeping anything.
 
@@ -431,7 +434,11 @@ class Engine:
                     result = self._run(sql, params, read_only=True)
                 else:
                     result = self.execute(sql, params)
-                if result.error is None and not read_only:
+                moved: tuple[tuple[str, ...], tuple[tuple[Any, ...], ...]] = ((), ())
+                if result.error is None and move_out and self.rows_outside_span():
+                    moved = self._outside_rows()
+                    self._trim_outside_span()
+                elif result.error is None and not read_only:
                     trimmed = self._trim_outside_span() if trim_to_span else 0
                     if trimmed:
                         result = dataclasses.replace(
@@ -451,10 +458,35 @@ class Engine:
                     return Provisional(result, changeset, ())
                 out = session.changeset()
                 session.close()
-                return Provisional(result, out, tuple(self._changed_keys(out)))
+                return Provisional(result, out, tuple(self._changed_keys(out)), moved[0], moved[1])
             finally:
                 conn.execute("ROLLBACK TO atlas_prov")
                 conn.execute("RELEASE atlas_prov")
+
+    def _outside_rows(self) -> tuple[tuple[str, ...], tuple[tuple[Any, ...], ...]]:
+        """(columns, rows) of the rows outside the span (a plain rowid table: rowid too)."""
+        span = self.span()
+        assert span is not None
+        table, start, end = span
+        keys = self.key_columns(table)
+        info: list[Any] = self._conn.execute(f"PRAGMA table_info({quote(table)})").fetchall()
+        names = [str(r[1]) for r in info]
+        alias = keys == ["rowid"] and not any(int(r[5]) == 1 for r in info)
+        select = (["rowid"] if alias else []) + names
+        cols = ", ".join(quote(c) if c != "rowid" else "rowid" for c in select)
+        lo, hi = bound_values(start), bound_values(end)
+        where = []
+        params: list[Any] = []
+        if lo:
+            where.append(f"NOT ({inside_condition(keys, len(lo), 0)})")
+            params.extend(lo)
+        if hi:
+            where.append(f"({inside_condition(keys, 0, len(hi))}) IS NOT 1")
+            params.extend(hi)
+        rows = self._conn.execute(
+            f"SELECT {cols} FROM {quote(table)} WHERE {' OR '.join(where)}", params
+        ).fetchall()
+        return tuple(select), tuple(tuple(r) for r in rows)
 
     def _trim_outside_span(self) -> int:
         span = self.span()

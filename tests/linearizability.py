@@ -76,6 +76,16 @@ class _NoBlock:
 _NO_BLOCK: Final = _NoBlock()
 
 
+class _Unobserved:
+    """Stands for any register value that no op of the key reads or expects (cache keys only)."""
+
+    def __repr__(self) -> str:
+        return "<unobserved>"
+
+
+_UNOBSERVED: Final = _Unobserved()
+
+
 @dataclass(frozen=True)
 class Op:
     """One operation of a history, on one key.
@@ -200,6 +210,12 @@ class _KeyChecker:
                 self.arg2.append(None)
         self.out: list[object] = [op.output for op in kept]
         self.completed = [op.ret is not None for op in kept]
+        # The values some op can tell apart from others: what completed reads returned and
+        # what cas ops expected. Any other value is "unobserved": every read and cas fails on it.
+        self.observable: set[object] = {
+            self.out[i] for i in range(n) if self.completed[i] and self.kind[i] == READ
+        }
+        self.observable.update(self.arg1[i] for i in range(n) if self.kind[i] == CAS)
         # Ambiguous ops grouped by what they do, each group in call order (with a sentinel).
         self.group = [-1] * n
         self.members: list[list[int]] = []
@@ -241,22 +257,25 @@ class _KeyChecker:
     def run(self) -> _KeyOutcome:
         nxt, prv, match, op_of = self.nxt, self.prv, self.match, self.op_of
         kind, arg1, arg2, out, completed = self.kind, self.arg1, self.arg2, self.out, self.completed
-        group, members = self.group, self.members
-        used = [0] * len(members)  # per group: how many of its ops are linearized
+        group, members, observable = self.group, self.members, self.observable
+        used = [0] * len(members)  # per group of ambiguous ops: how many are linearized
         remaining = sum(completed)
+        any_ambiguous = remaining < len(completed)
         # (completed ops linearized, register value, block start) -> the sets of ambiguous
         # ops linearized that were reached with it, kept as an antichain (no set contains
         # another): an explored configuration that took fewer ambiguous ops can do everything
         # a configuration that took more can, so the latter is skipped.
         cache: dict[tuple[int, object, object], list[int]] = {}
         explored = 0
-        # (call entry taken, register value and block start before it)
-        stack: list[tuple[int, object, object]] = []
+        # (call entry taken, register value and block start before it, pass it was taken in)
+        stack: list[tuple[int, object, object, bool]] = []
         done = 0  # bitset of the completed ops linearized
         taken = 0  # bitset of the ambiguous ops linearized
         state = self.initial
-        block = _NO_BLOCK  # the register value before the ambiguous ops taken since the last
-        # completed op (see _KeyChecker.run's notes in the module docstring)
+        # The register value before the ambiguous ops taken since the last completed op.
+        block: object = _NO_BLOCK
+        # Candidates are scanned in two passes: completed ops, then ambiguous ones.
+        ambiguous_pass = False
         # The furthest return entry the search got stuck at, what the register could hold
         # there, and the ops that were candidates at that point.
         frontier = -1
@@ -267,8 +286,11 @@ class _KeyChecker:
             ret_entry = match[entry]
             if ret_entry >= 0:  # a call entry: a minimal op, try to linearize it now
                 i = op_of[entry]
+                if completed[i] == ambiguous_pass:
+                    entry = nxt[entry]
+                    continue
                 k = kind[i]
-                if completed[i]:
+                if not ambiguous_pass:
                     if k == READ:
                         accepted = state == out[i]
                         new_state = state
@@ -282,7 +304,7 @@ class _KeyChecker:
                         accepted = succeeded == out[i]
                         new_state = arg2[i] if succeeded else state
                         needed = block is _NO_BLOCK or (block == arg1[i]) != out[i]
-                    # After ambiguous ops, only an op they enable may come next.
+                    # Right after ambiguous ops, only an op that they enable may come.
                     accepted = accepted and needed
                     new_block = _NO_BLOCK
                     new_done, new_taken = done | (1 << i), taken
@@ -290,9 +312,10 @@ class _KeyChecker:
                     g = group[i]
                     if members[g][used[g]] != i:
                         # Ambiguous ops that do the same thing are interchangeable once
-                        # callable: only the earliest unused one of its kind is tried.
+                        # callable: only the earliest unused one of them is tried.
                         entry = nxt[entry]
                         continue
+                    # Only a write that starts a block, or a cas that changes the value.
                     if k == WRITE:
                         new_state = arg1[i]
                         accepted = block is _NO_BLOCK and new_state != state
@@ -302,7 +325,14 @@ class _KeyChecker:
                     new_block = state if block is _NO_BLOCK else block
                     new_done, new_taken = done, taken | (1 << i)
                 if accepted:
-                    config = (new_done, new_state, new_block)
+                    # Values no op can observe behave alike: one cache entry covers them all.
+                    config = (
+                        new_done,
+                        new_state if new_state in observable else _UNOBSERVED,
+                        new_block
+                        if new_block is _NO_BLOCK or new_block in observable
+                        else _UNOBSERVED,
+                    )
                     seen = cache.get(config)
                     if seen is None:
                         cache[config] = [new_taken]
@@ -314,22 +344,27 @@ class _KeyChecker:
                             seen.append(new_taken)
                     if fresh:
                         explored += 1
-                        stack.append((entry, state, block))
+                        stack.append((entry, state, block, ambiguous_pass))
                         done, taken, state, block = new_done, new_taken, new_state, new_block
                         # Unlink the call entry, then its return entry.
                         nxt[prv[entry]] = nxt[entry]
                         prv[nxt[entry]] = prv[entry]
                         nxt[prv[ret_entry]] = nxt[ret_entry]
                         prv[nxt[ret_entry]] = prv[ret_entry]
-                        if completed[i]:
-                            remaining -= 1
-                        else:
+                        if ambiguous_pass:
                             used[group[i]] += 1
+                        else:
+                            remaining -= 1
+                        ambiguous_pass = False
                         entry = nxt[self.head]
                         continue
                 entry = nxt[entry]
                 continue
-            # A return entry: every candidate before it was tried.
+            # A return entry: every candidate before it was tried in this pass.
+            if any_ambiguous and not ambiguous_pass:
+                ambiguous_pass = True
+                entry = nxt[self.head]
+                continue
             if entry > frontier:
                 frontier = entry
                 frontier_states = [state]
@@ -340,15 +375,15 @@ class _KeyChecker:
             if not stack:
                 return self._failure(frontier, frontier_states, frontier_candidates, explored)
             # Undo the last choice and go on with the next candidate after it.
-            entry, state, block = stack.pop()
+            entry, state, block, ambiguous_pass = stack.pop()
             ret_entry = match[entry]
             i = op_of[entry]
-            if completed[i]:
-                done ^= 1 << i
-                remaining += 1
-            else:
+            if ambiguous_pass:
                 taken ^= 1 << i
                 used[group[i]] -= 1
+            else:
+                done ^= 1 << i
+                remaining += 1
             # Re-link in the reverse order of unlinking.
             nxt[prv[ret_entry]] = ret_entry
             prv[nxt[ret_entry]] = ret_entry

@@ -287,3 +287,41 @@ def test_alter_database_regions(geo: Cluster) -> None:
         conn.execute("ALTER DATABASE regs DROP REGION 'eu-west'")  # t is homed there
     assert info.value.sqlstate == "2BP01"
     conn.close()
+
+
+def test_regional_by_row_homes_rows_where_they_are_written(geo: Cluster) -> None:
+    """Each region's rows get their own ranges, led from that region; a row without a region
+    is homed at the gateway's; changing a row's region re-homes it in one transaction; the
+    key stays unique across regions (checked in the other regions on INSERT)."""
+    east = sqlfront.connect(geo.addr(1))
+    west = sqlfront.connect(geo.addr(4))
+    east.execute("CREATE DATABASE rides PRIMARY REGION 'us-east' REGIONS 'us-west', 'eu-west'")
+    for conn in (east, west):
+        conn.execute("USE rides")
+    east.execute(
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL) LOCALITY REGIONAL BY ROW"
+    )
+    ranges = _details(east, "users")
+    homes = sorted(str(r[4]) for r in ranges)
+    assert len(ranges) == 4 and {"us-east", "us-west", "eu-west"} <= set(homes), ranges
+    east.execute("INSERT INTO users(id, name) VALUES (1, 'ann')")
+    west.execute("INSERT INTO users(id, name) VALUES (2, 'bob')")
+    west.execute("INSERT INTO users(id, name, crdb_region) VALUES (3, 'eve', 'eu-west')")
+    got = east.execute("SELECT id, name, crdb_region FROM users ORDER BY id").fetchall()
+    assert got == [(1, "ann", "us-east"), (2, "bob", "us-west"), (3, "eve", "eu-west")]
+    # The key is unique across regions, not only per region.
+    with pytest.raises(sqlfront.IntegrityError, match="region us-east"):
+        west.execute("INSERT INTO users(id, name) VALUES (1, 'dup')")
+    # Each region's ranges end up led from that region (the allocator moves them home).
+    wait_for("REGIONAL BY ROW ranges placed", lambda: _placed(east, "users"), timeout=60)
+    for r in _details(east, "users"):
+        assert r[6] == r[4], r  # the leader's region is the range's home region
+    # Re-homing: updating the region moves the row, atomically, to the new region's range.
+    west.execute("UPDATE users SET crdb_region = 'us-west' WHERE id = 1")
+    assert east.execute("SELECT crdb_region, name FROM users WHERE id = 1").fetchall() == [
+        ("us-west", "ann")
+    ]
+    assert east.execute("SELECT count(*) FROM users").fetchone() == (3,)
+    (row,) = east.execute("SHOW RANGE FROM TABLE users FOR ROW ('us-west', 1)").fetchall()
+    west_range = next(r for r in _details(east, "users") if r[4] == "us-west")
+    assert row[0] == west_range[0]
