@@ -168,22 +168,23 @@ GLOBAL_SAMPLE: tuple[str, ...] = (
     "INSERT INTO cities VALUES ('new york', 'us-east'), ('boston', 'us-east'),"
     " ('seattle', 'us-west'), ('san francisco', 'us-west'), ('paris', 'eu-west'),"
     " ('rome', 'eu-west')",
-    "CREATE TABLE users(id TEXT PRIMARY KEY, city TEXT NOT NULL, name TEXT NOT NULL)",
-    "INSERT INTO users VALUES ('u1', 'new york', 'Ada'), ('u2', 'seattle', 'Grace'),"
-    " ('u3', 'paris', 'Edsger'), ('u4', 'boston', 'Barbara'), ('u5', 'rome', 'Niklaus')",
+    # REGIONAL BY ROW: each row lives (leader and voters) in its crdb_region; a row inserted
+    # without one is homed where the gateway is.
+    "CREATE TABLE users(id TEXT PRIMARY KEY, city TEXT NOT NULL, name TEXT NOT NULL)"
+    " LOCALITY REGIONAL BY ROW",
+    "INSERT INTO users(id, city, name, crdb_region) VALUES"
+    " ('u1', 'new york', 'Ada', 'us-east'), ('u2', 'seattle', 'Grace', 'us-west'),"
+    " ('u3', 'paris', 'Edsger', 'eu-west'), ('u4', 'boston', 'Barbara', 'us-east'),"
+    " ('u5', 'rome', 'Niklaus', 'eu-west')",
+    # A random key: inserts need no uniqueness check in the other regions.
+    "CREATE TABLE rides(id TEXT PRIMARY KEY DEFAULT (lower(hex(randomblob(16)))),"
+    " user_id TEXT NOT NULL, city TEXT NOT NULL, fare REAL) LOCALITY REGIONAL BY ROW",
+    "INSERT INTO rides(user_id, city, fare, crdb_region) VALUES"
+    " ('u1', 'new york', 23.5, 'us-east'), ('u4', 'boston', 12.0, 'us-east'),"
+    " ('u1', 'boston', 31.25, 'us-east'), ('u2', 'seattle', 18.0, 'us-west'),"
+    " ('u2', 'san francisco', 42.75, 'us-west'), ('u3', 'paris', 15.5, 'eu-west'),"
+    " ('u5', 'rome', 9.0, 'eu-west'), ('u3', 'rome', 27.0, 'eu-west')",
 )
-_RIDES = {
-    "us-east": ("('u1', 'new york', 23.5), ('u4', 'boston', 12.0), ('u1', 'boston', 31.25)"),
-    "us-west": ("('u2', 'seattle', 18.0), ('u2', 'san francisco', 42.75)"),
-    "eu-west": ("('u3', 'paris', 15.5), ('u5', 'rome', 9.0), ('u3', 'rome', 27.0)"),
-}
-for _region in GLOBAL_REGIONS:
-    _table = "rides_" + _region.replace("-", "_")
-    GLOBAL_SAMPLE += (
-        f"CREATE TABLE {_table}(id INTEGER PRIMARY KEY, user_id TEXT NOT NULL,"
-        f" city TEXT NOT NULL, fare REAL) LOCALITY REGIONAL BY TABLE IN '{_region}'",
-        f"INSERT INTO {_table}(user_id, city, fare) VALUES {_RIDES[_region]}",
-    )
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -225,8 +226,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             print(
                 "# atlasql demo --global: 9 nodes, 3 per region (us-east n1-n3, us-west n4-n6,"
                 " eu-west n7-n9),\n# RTTs us-east<->us-west 66 ms, us-east<->eu-west 64 ms,"
-                " us-west<->eu-west 146 ms.\n# Loading database movr (cities GLOBAL, users in"
-                " the primary region us-east, rides_<region> homed per region) ...",
+                " us-west<->eu-west 146 ms.\n# Loading database movr (cities GLOBAL; users and"
+                " rides REGIONAL BY ROW: each row homed in its crdb_region) ...",
                 file=sys.stderr,
             )
             _load_sample(addrs[0], GLOBAL_SAMPLE)
@@ -235,7 +236,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                 "# placement "
                 + ("done" if placed else "still converging (see SHOW RANGES WITH DETAILS)")
                 + ". Try: USE movr; SHOW RANGES WITH DETAILS; \\timing on;"
-                " SELECT * FROM rides_us_east;",
+                " SELECT * FROM rides WHERE crdb_region = 'us-east';",
                 file=sys.stderr,
             )
         if not args.execute:

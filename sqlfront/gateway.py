@@ -1197,7 +1197,33 @@ class Gateway:
             ranges = self._ranges(table.name)
             try:
                 targets, _locks = self._write_targets(tree, table, ranges, request, request.sql)
-                if len(targets) == 1:
+                probes = []
+                if isinstance(tree, exp.Insert) and self._needs_global_check(tree, table):
+                    db = self._database_desc(table.database or DEFAULT_DATABASE)
+                    here = self._cluster.region_of(self._cluster.node_id)
+                    for region in sorted(db.regions) if db is not None else []:
+                        d = range_for_key(ranges, encode_prefix([region])) or ranges[-1]
+                        if d.range_id not in {t.range_id for t in targets}:
+                            probes.append(
+                                (
+                                    0,
+                                    self._where(d),
+                                    f"uniqueness probe of the key in {region}"
+                                    + (
+                                        f" (cross-region: {here}->{region})"
+                                        if region != here
+                                        else ""
+                                    ),
+                                )
+                            )
+                if probes:
+                    rows = [
+                        *probes,
+                        (1, self._where(targets[0]), "provisional insert on the leader"),
+                        (2, me, "commit: one entry on the written range, probed ranges released"),
+                    ]
+                    rows = [(i, w, what) for i, (_s, w, what) in enumerate(rows, start=1)]
+                elif len(targets) == 1:
                     rows = [(1, self._where(targets[0]), "one Raft entry: " + request.sql)]
                 else:
                     rows = [

@@ -216,13 +216,17 @@ class _KeyChecker:
             self.out[i] for i in range(n) if self.completed[i] and self.kind[i] == READ
         }
         self.observable.update(self.arg1[i] for i in range(n) if self.kind[i] == CAS)
-        # Ambiguous ops grouped by what they do, each group in call order (with a sentinel).
+        # Ambiguous ops grouped by what they do (writing any unobserved value counts as the
+        # same thing), each group in call order, with a sentinel at the end.
         self.group = [-1] * n
         self.members: list[list[int]] = []
         group_of: dict[tuple[int, object, object], int] = {}
         for i in sorted(range(n), key=lambda i: kept[i].call):
             if not self.completed[i]:
-                what = (self.kind[i], self.arg1[i], self.arg2[i])
+                written = self.arg1[i] if self.kind[i] == WRITE else self.arg2[i]
+                if written not in self.observable:
+                    written = _UNOBSERVED
+                what = (self.kind[i], self.arg1[i] if self.kind[i] == CAS else None, written)
                 g = group_of.setdefault(what, len(self.members))
                 if g == len(self.members):
                     self.members.append([])

@@ -158,7 +158,7 @@ def test_geo_statement_errors(geo: Cluster) -> None:
         ("CREATE DATABASE mars PRIMARY REGION 'mars'", "22023", "has no nodes"),
         ("CREATE DATABASE two PRIMARY REGION 'us-east' SURVIVE REGION FAILURE", "22023", "3"),
         ("CREATE TABLE plain(id INTEGER PRIMARY KEY) LOCALITY GLOBAL", "22023", "no regions"),
-        ("CREATE TABLE r(id INTEGER PRIMARY KEY) LOCALITY REGIONAL BY ROW", "0A000", "BY ROW"),
+        ("CREATE TABLE r(id INTEGER PRIMARY KEY) LOCALITY REGIONAL BY ROW", "22023", "no regions"),
         ("ALTER DATABASE nowhere ADD REGION 'us-west'", "3D000", "nowhere"),
     ]
     for sql, code, words in cases:
@@ -325,3 +325,24 @@ def test_regional_by_row_homes_rows_where_they_are_written(geo: Cluster) -> None
     (row,) = east.execute("SHOW RANGE FROM TABLE users FOR ROW ('us-west', 1)").fetchall()
     west_range = next(r for r in _details(east, "users") if r[4] == "us-west")
     assert row[0] == west_range[0]
+    # EXPLAIN shows the cross-region cost of the global uniqueness check.
+    plan = [str(r[2]) for r in west.execute("EXPLAIN INSERT INTO users VALUES (9, 'x', 'us-west')")]
+    assert sum("uniqueness probe" in p for p in plan) == 2, plan
+    assert any("cross-region: us-west->eu-west" in p for p in plan), plan
+    # A key declared with the region is unique per region: no probes, the same id twice.
+    east.execute(
+        "CREATE TABLE visits(crdb_region TEXT NOT NULL, id INTEGER,"
+        " PRIMARY KEY (crdb_region, id)) LOCALITY REGIONAL BY ROW"
+    )
+    east.execute("INSERT INTO visits(id) VALUES (1)")
+    west.execute("INSERT INTO visits(id) VALUES (1)")
+    assert east.execute("SELECT crdb_region FROM visits ORDER BY 1").fetchall() == [
+        ("us-east",),
+        ("us-west",),
+    ]
+    assert not any(
+        "uniqueness probe" in str(r[2])
+        for r in west.execute("EXPLAIN INSERT INTO visits(id) VALUES (2)")
+    )
+    with pytest.raises(sqlfront.NotSupportedError):
+        east.execute("ALTER TABLE users SET LOCALITY GLOBAL")
