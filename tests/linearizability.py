@@ -62,6 +62,14 @@ WRITE: Final = 1
 CAS: Final = 2
 _KINDS: Final = {"read": READ, "write": WRITE, "cas": CAS}
 
+# Search modes (see _KeyChecker.run).
+_FRESH: Final = 0
+_FORCED: Final = 1
+_COMPLETED: Final = 2
+_AMBIGUOUS: Final = 3
+import os
+_TWO_PASSES = os.environ.get("SINGLE") != "1"
+
 # How many register values / concurrent ops a failure explanation lists at most.
 _MAX_LISTED: Final = 6
 
@@ -262,39 +270,83 @@ class _KeyChecker:
         nxt, prv, match, op_of = self.nxt, self.prv, self.match, self.op_of
         kind, arg1, arg2, out, completed = self.kind, self.arg1, self.arg2, self.out, self.completed
         group, members, observable = self.group, self.members, self.observable
+        head = self.head
         used = [0] * len(members)  # per group of ambiguous ops: how many are linearized
         remaining = sum(completed)
-        any_ambiguous = remaining < len(completed)
+        two_passes = _TWO_PASSES and remaining < len(completed)
         # (completed ops linearized, register value, block start) -> the sets of ambiguous
         # ops linearized that were reached with it, kept as an antichain (no set contains
         # another): an explored configuration that took fewer ambiguous ops can do everything
         # a configuration that took more can, so the latter is skipped.
         cache: dict[tuple[int, object, object], list[int]] = {}
         explored = 0
-        # (call entry taken, register value and block start before it, pass it was taken in)
-        stack: list[tuple[int, object, object, bool]] = []
+        # (call entry taken, register value and block start before it, how it was taken)
+        stack: list[tuple[int, object, object, int]] = []
         done = 0  # bitset of the completed ops linearized
         taken = 0  # bitset of the ambiguous ops linearized
         state = self.initial
         # The register value before the ambiguous ops taken since the last completed op.
         block: object = _NO_BLOCK
-        # Candidates are scanned in two passes: completed ops, then ambiguous ones.
-        ambiguous_pass = False
+        # How the current candidate was reached: a fresh configuration (look for a forced move
+        # first), a scan of completed ops, then (with two passes) a scan of ambiguous ones.
+        mode = _FRESH
+        backtrack = False
+        entry = head
         # The furthest return entry the search got stuck at, what the register could hold
         # there, and the ops that were candidates at that point.
         frontier = -1
         frontier_states: list[object] = []
         frontier_candidates: list[int] = []
-        entry = nxt[self.head]
         while remaining:
+            if backtrack:
+                if not stack:
+                    return self._failure(frontier, frontier_states, frontier_candidates, explored)
+                # Undo the last choice and go on with the next candidate after it.
+                entry, state, block, mode = stack.pop()
+                ret_entry = match[entry]
+                i = op_of[entry]
+                if completed[i]:
+                    done ^= 1 << i
+                    remaining += 1
+                else:
+                    taken ^= 1 << i
+                    used[group[i]] -= 1
+                # Re-link in the reverse order of unlinking.
+                nxt[prv[ret_entry]] = ret_entry
+                prv[nxt[ret_entry]] = ret_entry
+                nxt[prv[entry]] = entry
+                prv[nxt[entry]] = entry
+                if mode != _FORCED:  # a forced move had no alternative: keep undoing
+                    backtrack = False
+                    entry = nxt[entry]
+                continue
+            if mode == _FRESH:
+                # A minimal completed op that leaves the value alone (an accepted read or
+                # failed cas) can always be linearized first: take it without branching.
+                mode = _COMPLETED
+                entry = nxt[head]
+                while match[entry] >= 0:
+                    i = op_of[entry]
+                    if completed[i] and kind[i] != WRITE:
+                        if kind[i] == READ:
+                            if state == out[i] and (block is _NO_BLOCK or block != out[i]):
+                                break
+                        elif not out[i] and state != arg1[i]:
+                            if block is _NO_BLOCK or block == arg1[i]:
+                                break
+                    entry = nxt[entry]
+                if match[entry] >= 0:
+                    mode = _FORCED
+                else:
+                    entry = nxt[head]
             ret_entry = match[entry]
             if ret_entry >= 0:  # a call entry: a minimal op, try to linearize it now
                 i = op_of[entry]
-                if completed[i] == ambiguous_pass:
-                    entry = nxt[entry]
-                    continue
-                k = kind[i]
-                if not ambiguous_pass:
+                if completed[i]:
+                    if mode == _AMBIGUOUS:
+                        entry = nxt[entry]
+                        continue
+                    k = kind[i]
                     if k == READ:
                         accepted = state == out[i]
                         new_state = state
@@ -310,17 +362,17 @@ class _KeyChecker:
                         needed = block is _NO_BLOCK or (block == arg1[i]) != out[i]
                     # Right after ambiguous ops, only an op that they enable may come.
                     accepted = accepted and needed
-                    new_block = _NO_BLOCK
+                    new_block: object = _NO_BLOCK
                     new_done, new_taken = done | (1 << i), taken
                 else:
                     g = group[i]
-                    if members[g][used[g]] != i:
+                    if (two_passes and mode != _AMBIGUOUS) or members[g][used[g]] != i:
                         # Ambiguous ops that do the same thing are interchangeable once
                         # callable: only the earliest unused one of them is tried.
                         entry = nxt[entry]
                         continue
                     # Only a write that starts a block, or a cas that changes the value.
-                    if k == WRITE:
+                    if kind[i] == WRITE:
                         new_state = arg1[i]
                         accepted = block is _NO_BLOCK and new_state != state
                     else:
@@ -348,26 +400,28 @@ class _KeyChecker:
                             seen.append(new_taken)
                     if fresh:
                         explored += 1
-                        stack.append((entry, state, block, ambiguous_pass))
+                        stack.append((entry, state, block, mode))
                         done, taken, state, block = new_done, new_taken, new_state, new_block
                         # Unlink the call entry, then its return entry.
                         nxt[prv[entry]] = nxt[entry]
                         prv[nxt[entry]] = prv[entry]
                         nxt[prv[ret_entry]] = nxt[ret_entry]
                         prv[nxt[ret_entry]] = prv[ret_entry]
-                        if ambiguous_pass:
-                            used[group[i]] += 1
-                        else:
+                        if completed[i]:
                             remaining -= 1
-                        ambiguous_pass = False
-                        entry = nxt[self.head]
+                        else:
+                            used[group[i]] += 1
+                        mode = _FRESH
                         continue
+                if mode == _FORCED:
+                    backtrack = True  # already explored: this configuration leads nowhere
+                    continue
                 entry = nxt[entry]
                 continue
             # A return entry: every candidate before it was tried in this pass.
-            if any_ambiguous and not ambiguous_pass:
-                ambiguous_pass = True
-                entry = nxt[self.head]
+            if two_passes and mode == _COMPLETED:
+                mode = _AMBIGUOUS
+                entry = nxt[head]
                 continue
             if entry > frontier:
                 frontier = entry
@@ -376,24 +430,7 @@ class _KeyChecker:
             elif entry == frontier and len(frontier_states) <= _MAX_LISTED:
                 if all(state != other for other in frontier_states):
                     frontier_states.append(state)
-            if not stack:
-                return self._failure(frontier, frontier_states, frontier_candidates, explored)
-            # Undo the last choice and go on with the next candidate after it.
-            entry, state, block, ambiguous_pass = stack.pop()
-            ret_entry = match[entry]
-            i = op_of[entry]
-            if ambiguous_pass:
-                taken ^= 1 << i
-                used[group[i]] -= 1
-            else:
-                done ^= 1 << i
-                remaining += 1
-            # Re-link in the reverse order of unlinking.
-            nxt[prv[ret_entry]] = ret_entry
-            prv[nxt[ret_entry]] = ret_entry
-            nxt[prv[entry]] = entry
-            prv[nxt[entry]] = entry
-            entry = nxt[entry]
+            backtrack = True
         return _KeyOutcome(True, "linearizable", explored, ())
 
     def _candidates(self, stop: int) -> list[int]:
