@@ -371,9 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--txn-timeout",
         type=float,
-        default=30.0,
+        default=60.0,
         help="abort an open transaction whose client sent nothing for this many seconds"
-        " (default 30)",
+        " (default 60)",
     )
     p.set_defaults(func=_cmd_start)
 

@@ -64,7 +64,7 @@ class NodeConfig:
     rtt_matrix: RttMatrix | None = None
     range_max_bytes: int = 64 * 1024 * 1024
     dead_node_timeout: float = 60.0
-    txn_timeout: float = 30.0
+    txn_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         if not 0 < self.node_id < 2**31:

@@ -375,7 +375,7 @@ class Gateway:
         self._restarted: dict[str, tuple[int, float]] = {}
         self._txns_lock = threading.Lock()
         self.coordinator = Coordinator(cluster.sender)
-        self.txn_timeout = 30.0
+        self.txn_timeout = 60.0
 
     # -- entry point -------------------------------------------------------------------------
 

@@ -130,6 +130,13 @@ class NodeMetrics:
             "Entries proposed by this node's leaders.",
             registry=self.registry,
         )
+        self.txn_events = Counter(
+            "atlasql_txn_events",
+            "Transactions coordinated by this gateway: commit_fast (one range, one entry),"
+            " commit_2pc, commit_readonly, restart (40001), abort, unknown (40003).",
+            ["event"],
+            registry=self.registry,
+        )
         self.txn_recovered = Counter(
             "atlasql_txn_intents_recovered",
             "Intents of transactions whose coordinator went quiet, resolved from the record.",

@@ -187,6 +187,7 @@ class Node:
         )
         self.gateway = Gateway(self)
         self.gateway.txn_timeout = config.txn_timeout
+        self.gateway.coordinator.count = lambda event: self.metrics.txn_events.labels(event).inc()
         self.server: grpc.Server | None = None
         self._health = health.HealthServicer()
         self.draining = False

@@ -101,10 +101,9 @@ class Coordinator:
 
     def __init__(self, sender: RangeSender) -> None:
         self._sender = sender
-        self.commits = 0
-        self.fast_commits = 0
-        self.aborts = 0
-        self.restarts = 0
+        # Metrics hook: called with commit_readonly / commit_fast / commit_2pc / restart /
+        # abort / unknown.
+        self.count: Callable[[str], None] = lambda event: None
         self.crash_at = ""  # fault injection (tests): exit at this point of a 2PC commit
 
     # -- statements ---------------------------------------------------------------------------
@@ -177,9 +176,9 @@ class Coordinator:
                 [functools.partial(self._lock_step, txn, p, pb.TxnStep.RELEASE) for p in readers]
             )
             if failed:
-                self.restarts += 1
+                self.count("restart")
                 raise TxnError(sqlstate.SERIALIZATION_FAILURE, failed)
-            self.commits += 1
+            self.count("commit_readonly")
             return
         record, others = writers[0], writers[1:]
         phase_one: list[Callable[[], str]] = [
@@ -193,7 +192,7 @@ class Coordinator:
             _crash("after_prepare")
         if failed:
             self.abort(txn)
-            self.restarts += 1
+            self.count("restart")
             raise TxnError(sqlstate.SERIALIZATION_FAILURE, failed)
         commit = pb.TxnCommit(
             txn=_meta(txn, record),
@@ -212,6 +211,7 @@ class Coordinator:
             if exc.code == sqlstate.AMBIGUOUS_RESULT:
                 # Prepared intents are settled by recovery from the record range.
                 self._release_later(txn, readers)
+                self.count("unknown")
                 raise TxnError(
                     sqlstate.STATEMENT_COMPLETION_UNKNOWN,
                     f"the outcome of COMMIT is unknown: {exc.message}",
@@ -222,7 +222,7 @@ class Coordinator:
             ) from exc
         if res.error.code:
             self.abort(txn)
-            self.restarts += 1
+            self.count("restart")
             code = res.error.code
             if code in (sqlstate.RANGE_MOVED, sqlstate.SCHEMA_CHANGED):
                 code = sqlstate.SERIALIZATION_FAILURE
@@ -230,10 +230,10 @@ class Coordinator:
         if others and self.crash_at == "after_commit":
             _crash("after_commit")
         if others:
-            self.commits += 1
+            self.count("commit_2pc")
             _BACKGROUND.submit(self._resolve_all, txn, others, record, True)
         else:
-            self.fast_commits += 1
+            self.count("commit_fast")
         self._release_later(txn, readers)
 
     def abort(self, txn: Txn) -> None:
@@ -241,7 +241,7 @@ class Coordinator:
         with txn.lock:
             parts = list(txn.participants.values())
             txn.participants.clear()
-        self.aborts += 1
+        self.count("abort")
         for p in parts:
             _BACKGROUND.submit(self._abort_one, txn, p)
 
