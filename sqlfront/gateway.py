@@ -2096,6 +2096,9 @@ class Gateway:
                 )
             return resp
         tables = [self._table(n) for n in names]
+        local = self._local_region_first(tree, request, tables, trace)
+        if local is not None:
+            return local
         for attempt in _replans():
             try:
                 if attempt:
@@ -2108,6 +2111,63 @@ class Gateway:
                     trace.clear()
                 continue
         raise StatementError(sqlstate.SERIALIZATION_FAILURE, "the ranges kept moving")
+
+    def _local_region_first(
+        self,
+        tree: exp.Expr,
+        request: pb.ExecuteRequest,
+        tables: list[pb.TableDescriptor],
+        trace: list[_Hop] | None,
+    ) -> pb.ExecuteResponse | None:
+        """Locality-optimized search: a lookup of a REGIONAL BY ROW table by its whole key
+        but not its region matches at most one row (keys are unique across regions), so the
+        gateway's own region is asked first; only if the row is not there do the others get
+        asked (by the caller, as for any query)."""
+        simple = _simple_select(tree)
+        if simple is None or len(tables) != 1 or _STALENESS.get():
+            return None
+        table = tables[0]
+        column = row_region_column(table.locality)
+        here = self._cluster.region_of(self._cluster.node_id)
+        if not column or unique_per_region(table.locality) or not here:
+            return None
+        if simple.find(exp.AggFunc) or simple.args.get("group") or simple.args.get("distinct"):
+            return None
+        where = simple.args.get("where")
+        if where is None:
+            return None
+        cond = where.this
+        conjuncts = list(cond.flatten()) if isinstance(cond, exp.And) else [cond]
+        pinned = {
+            side.name.lower()
+            for c in conjuncts
+            if isinstance(c, exp.EQ)
+            for side in (c.this, c.expression)
+            if isinstance(side, exp.Column)
+        }
+        shape = table_shape(table.name, table.create_sql)
+        rest = {k.lower() for k in shape.key_columns[1:]}
+        if column.lower() in {c.name.lower() for c in where.find_all(exp.Column)}:
+            return None
+        if not rest <= pinned:
+            return None
+        local_tree = simple.copy()
+        local_tree.where(
+            exp.EQ(this=exp.column(column), expression=exp.Literal.string(here)), copy=False
+        )
+        local = pb.ExecuteRequest()
+        local.CopyFrom(request)
+        local.sql = to_sql(local_tree)
+        try:
+            plan = self._plan_select(local_tree, local, tables, refresh=False)
+            resp = self._run_select(plan, local, trace)
+        except _RangeMoved:
+            return None
+        if resp.error.code or not resp.rows:
+            if trace is not None:
+                trace.clear()
+            return None
+        return resp
 
     def _plan_select(
         self,

@@ -346,3 +346,12 @@ def test_regional_by_row_homes_rows_where_they_are_written(geo: Cluster) -> None
     )
     with pytest.raises(sqlfront.NotSupportedError):
         east.execute("ALTER TABLE users SET LOCALITY GLOBAL")
+    # Locality-optimized search: a lookup by key without the region asks the gateway's own
+    # region first, and only goes further when the row is not there.
+    west.execute("INSERT INTO users(id, name) VALUES (50, 'wes')")
+    hops = west.execute("EXPLAIN ANALYZE SELECT name FROM users WHERE id = 50").fetchall()
+    assert all("us-west->us-west" in str(h[1]) for h in hops[:-1]), hops
+    assert west.execute("SELECT name FROM users WHERE id = 50").fetchall() == [("wes",)]
+    assert west.execute("SELECT name FROM users WHERE id = 3").fetchall() == [("eve",)]
+    far = west.execute("EXPLAIN ANALYZE SELECT name FROM users WHERE id = 3").fetchall()
+    assert any("us-west->eu-west" in str(h[1]) for h in far[:-1]), far
