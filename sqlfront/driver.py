@@ -461,6 +461,12 @@ class Connection:
         self._autocommit = value
 
     @property
+    def transaction_status(self) -> str:
+        """ "" (no transaction), "open", or "failed" (a restart error: only ROLLBACK is
+        accepted until the transaction ends)."""
+        return self._txn_status
+
+    @property
     def in_transaction(self) -> bool:
         """True while the session has an open (or failed, awaiting ROLLBACK) transaction."""
         return self._txn_status != ""

@@ -165,7 +165,7 @@ def run_shell(
         if not source.isatty():
             return shell.run_texts([source.read()], on_error)
         shell.state.interactive = True
-        session = _make_session()
+        session = _make_session(lambda: prompt_for(conn))
         _attach_completer(session, shell)
         return shell.interactive(session)
     except KeyboardInterrupt:
@@ -839,7 +839,13 @@ def _attach_completer(session: _Prompter, shell: Shell) -> None:
     session.completer = CatalogCompleter()
 
 
-def _make_session() -> _Prompter:
+def prompt_for(conn: Connection) -> str:
+    """``atlasql> ``, or, as psql marks an open transaction, ``atlasql*> `` (``atlasql!> ``
+    once a statement in it failed with a restart: only ROLLBACK is accepted)."""
+    return {"open": "atlasql*> ", "failed": "atlasql!> "}.get(conn.transaction_status, PROMPT)
+
+
+def _make_session(message: Callable[[], str] = lambda: PROMPT) -> _Prompter:
     """A prompt_toolkit session: SQL highlighting, file history, Enter submits when complete
     (or accepts the highlighted completion)."""
     from prompt_toolkit import PromptSession
@@ -874,7 +880,7 @@ def _make_session() -> _Prompter:
         return CONTINUATION_PROMPT
 
     session: PromptSession[str] = PromptSession(
-        message=PROMPT,
+        message=message,
         lexer=PygmentsLexer(SqlLexer),
         history=history,
         multiline=True,

@@ -313,7 +313,7 @@ def test_regional_by_row_homes_rows_where_they_are_written(geo: Cluster) -> None
     with pytest.raises(sqlfront.IntegrityError, match="region us-east"):
         west.execute("INSERT INTO users(id, name) VALUES (1, 'dup')")
     # Each region's ranges end up led from that region (the allocator moves them home).
-    wait_for("REGIONAL BY ROW ranges placed", lambda: _placed(east, "users"), timeout=60)
+    wait_for("REGIONAL BY ROW ranges placed", lambda: _placed(east, "users"), timeout=150)
     for r in _details(east, "users"):
         assert r[6] == r[4], r  # the leader's region is the range's home region
     # Re-homing: updating the region moves the row, atomically, to the new region's range.

@@ -197,6 +197,23 @@ def test_long_results_go_through_the_pager_only_when_enabled(spawn_shell: Any) -
     child.expect(pexpect.EOF)
 
 
+def test_prompt_marks_an_open_transaction(spawn_shell: Any) -> None:
+    child = spawn_shell()
+    run(child, "CREATE TABLE tx(k INTEGER PRIMARY KEY, v TEXT);", "CREATE TABLE")
+    child.sendline("BEGIN;")
+    child.expect_exact("atlasql*> ")  # as psql's =*>
+    wait_raw(child)
+    child.sendline("INSERT INTO tx VALUES (1, 'a');")
+    child.expect_exact("INSERT 1")
+    child.expect_exact("atlasql*> ")
+    wait_raw(child)
+    run(child, "COMMIT;", "COMMIT")
+    screen = run(child, "SELECT v FROM tx;", "(1 row)")
+    assert " a\r\n" in screen
+    child.sendeof()
+    child.expect(pexpect.EOF)
+
+
 def test_meta_commands_work_in_e_and_piped_stdin(cluster: Any) -> None:
     base = [sys.executable, "-m", "sqlfront.cli", "sql", "--host", cluster.addr(2)]
     res = subprocess.run(
