@@ -527,7 +527,7 @@ def test_interactive_meta_commands_errors_and_ctrl_keys(
         "\\q",
         "SELECT 'never';",
     ]
-    monkeypatch.setattr(shell, "_make_session", lambda: _ScriptedPrompt(script))
+    monkeypatch.setattr(shell, "_make_session", lambda message: _ScriptedPrompt(script))
     out, err = io.StringIO(), io.StringIO()
     code = shell.run_shell(node.address, stdin=_Tty(), stdout=out, stderr=err)
     assert code == 0
@@ -544,7 +544,7 @@ def test_interactive_ctrl_d_exits_cleanly(
     start_node: Callable[[], FakeNode], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     node = start_node()
-    monkeypatch.setattr(shell, "_make_session", lambda: _ScriptedPrompt([]))
+    monkeypatch.setattr(shell, "_make_session", lambda message: _ScriptedPrompt([]))
     assert shell.run_shell(node.address, stdin=_Tty(), stdout=io.StringIO()) == 0
 
 
