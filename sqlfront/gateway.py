@@ -581,6 +581,9 @@ class Gateway:
                     return resp
             except TxnError as exc:
                 resp = _error(exc.code, exc.message)
+            except BaseException:
+                self.coordinator.abort(txn)  # e.g. the ranges moved: the caller re-plans
+                raise
             finally:
                 _TXN.reset(token)
             self.coordinator.abort(txn)
@@ -2105,6 +2108,16 @@ class Gateway:
                     self._cluster.refresh_catalog()
                     tables = [self._table(n) for n in names]
                 plan = self._plan_select(tree, request, tables, refresh=False)
+                if (
+                    _TXN.get() is None
+                    and not _STALENESS.get()
+                    and len({d.range_id for _t, d, _s, _n in plan.parts}) > 1
+                ):
+                    # Several ranges: read them under one transaction's locks, so the
+                    # statement sees every transaction whole (never half committed).
+                    return self.run_implicit(
+                        functools.partial(self._run_select, plan, request, trace)
+                    )
                 return self._run_select(plan, request, trace)
             except _RangeMoved:
                 if trace is not None:
