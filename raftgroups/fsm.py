@@ -98,6 +98,15 @@ def schema_mismatch(engine: Engine, version: int) -> SqlFailure | None:
     )
 
 
+def stale_plan(
+    engine: Engine, planned: pb.SqlWrite | pb.SqlRead | pb.TxnPrepare | pb.TxnCommit
+) -> SqlFailure | None:
+    """Why a statement planned against ``planned.span`` / ``planned.schema_version`` must be
+    re-planned (AQ006 / AQ007), or None."""
+    moved = span_mismatch(engine, planned.span) if planned.HasField("span") else None
+    return moved or schema_mismatch(engine, planned.schema_version)
+
+
 def _span_guard(engine: Engine) -> SqlFailure | None:
     if engine.rows_outside_span():
         return SqlFailure(
@@ -165,8 +174,7 @@ def _apply_txn(eng: Engine, command: pb.Command, index: int) -> pb.CommandResult
     out = pb.CommandResult(applied_index=index)
     if op in ("txn_prepare", "txn_commit"):
         step = command.txn_prepare if op == "txn_prepare" else command.txn_commit
-        moved = span_mismatch(eng, step.span) if step.HasField("span") else None
-        moved = moved or schema_mismatch(eng, step.schema_version)
+        moved = stale_plan(eng, step)
         if moved is not None:
             out.error.code, out.error.message = moved.code, moved.message
             return out
@@ -235,8 +243,7 @@ def apply(engine: Engine, command: pb.Command, index: int, term: int = 0) -> pb.
                 return stale
         if op == "write":
             w = command.write
-            moved = span_mismatch(eng, w.span) if w.HasField("span") else None
-            moved = moved or schema_mismatch(eng, w.schema_version)
+            moved = stale_plan(eng, w)
             if moved is None and w.new_schema_version:
                 moved = _intents_pending(eng, "change the schema")
             guard = _span_guard if eng.span() is not None else None

@@ -33,7 +33,7 @@ from pysyncobj.config import FAIL_REASON
 from pysyncobj.syncobj import _COMMAND_TYPE, _RAFT_STATE
 
 from proto import pb
-from storage import Engine, StatementResult, params_from_proto, row_to_proto
+from storage import Engine, StatementResult, params_from_proto, row_to_proto, sqlstate
 
 from . import fsm
 from .codec import decode_command, encode_command
@@ -50,7 +50,7 @@ from .locks import LockConflict
 from .meta import read_catalog
 from .safety import clamp_ack, plan_append
 from .transport import GroupTransport, NodeTransport, RaftPeer
-from .txn import RangeTxns
+from .txn import RangeTxns, failure
 
 install()
 
@@ -74,12 +74,6 @@ class RaftTiming:
     def __post_init__(self) -> None:
         if not 0 < self.heartbeat < self.election_min <= self.election_max:
             raise ValueError("need 0 < heartbeat < election_min <= election_max")
-
-
-def _conflict(exc: LockConflict, index: int = 0) -> pb.CommandResult:
-    out = pb.CommandResult(applied_index=index)
-    out.error.code, out.error.message = "40001", exc.message
-    return out
 
 
 def _no_split(group: RangeGroup, split: pb.SplitRange) -> None:
@@ -325,7 +319,11 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
                 return None
             self._pending_reads.discard(cmd.request_id)
         if not cmd.read.catalog and self.txns.read_blocked(cmd.read.locks):
-            return _conflict(LockConflict("restart: rows held by a committing transaction"), index)
+            return failure(
+                sqlstate.SERIALIZATION_FAILURE,
+                "restart: rows held by a committing transaction",
+                index,
+            )
         return self._read_locally(cmd.read, index)
 
     def read_now(self, r: pb.SqlRead) -> pb.CommandResult:
@@ -343,8 +341,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
                 returns_rows=True,
                 applied_index=index,
             )
-        moved = fsm.span_mismatch(self.engine, r.span) if r.HasField("span") else None
-        moved = moved or fsm.schema_mismatch(self.engine, r.schema_version)
+        moved = fsm.stale_plan(self.engine, r)
         if moved is not None:
             return fsm.result_to_proto(StatementResult(error=moved), index)
         res = self.engine.query(r.sql, params_from_proto(r.params, r.named_params))
@@ -507,19 +504,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         elif op in ("txn_prepare", "txn_commit"):
             return self.txns.propose_locked(command, timeout)
         elif op == "write" and not command.write.ddl_table:
-            # An autocommit write: it waits for transactions' locks on its rows, then keeps
-            # them from taking new ones until it has applied.
-            try:
-                table, token = self.txns.write_begin(command.write.locks, timeout)
-            except LockConflict as exc:
-                return _conflict(exc)
-            try:
-                result = self.propose_entry(command, timeout)
-            except ProposalTimeout:
-                table.end_write(token, linger=10.0)
-                raise
-            table.end_write(token)
-            return result
+            return self.txns.propose_write(command, timeout)
         return self.propose_entry(command, timeout)
 
     def propose_entry(self, command: pb.Command, timeout: float) -> pb.CommandResult:

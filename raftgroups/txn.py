@@ -42,7 +42,7 @@ def intervals(spans: Sequence[pb.Span]) -> tuple[Interval, ...]:
     return tuple((s.start_key, s.end_key or None) for s in spans)
 
 
-def _failure(code: str, message: str, index: int = 0) -> pb.CommandResult:
+def failure(code: str, message: str, index: int = 0) -> pb.CommandResult:
     out = pb.CommandResult(applied_index=index)
     out.error.code, out.error.message = code, message
     return out
@@ -125,9 +125,22 @@ class RangeTxns:
 
     # -- autocommit statements ----------------------------------------------------------------
 
-    def write_begin(self, spans: Sequence[pb.Span], timeout: float) -> tuple[LockTable, int]:
+    def propose_write(self, command: pb.Command, timeout: float) -> pb.CommandResult:
+        """An autocommit write: wait for transactions' locks on its rows, keep them from
+        taking new ones until it has applied (``_LINGER`` longer if its outcome is unknown:
+        it may still apply), and propose it."""
         table = self.table(timeout)
-        return table, table.begin_write(intervals(spans), timeout=min(timeout, 5.0))
+        try:
+            token = table.begin_write(intervals(command.write.locks), timeout=min(timeout, 5.0))
+        except LockConflict as exc:
+            return failure(sqlstate.SERIALIZATION_FAILURE, exc.message)
+        try:
+            result = self._group.propose_entry(command, timeout)
+        except ProposalTimeout:
+            table.end_write(token, linger=_LINGER)
+            raise
+        table.end_write(token)
+        return result
 
     def read_wait(self, spans: Sequence[pb.Span], timeout: float) -> None:
         """A consistent autocommit read at the leader: wait out prepared rows it would see."""
@@ -150,9 +163,9 @@ class RangeTxns:
         try:
             table = self.table(timeout)
         except ProposalTimeout:
-            return _failure(sqlstate.SERIALIZATION_FAILURE, "restart transaction: leader not ready")
+            return failure(sqlstate.SERIALIZATION_FAILURE, "restart transaction: leader not ready")
         if s.txn.incarnation and s.txn.incarnation != table.incarnation:
-            return _failure(
+            return failure(
                 sqlstate.SERIALIZATION_FAILURE,
                 f"restart transaction: range {g.range_id} changed leader since it was first read",
             )
@@ -177,10 +190,9 @@ class RangeTxns:
                 return out
             self._fresh(timeout)
             w = s.stmt
-            moved = fsm.span_mismatch(g.engine, w.span) if w.HasField("span") else None
-            moved = moved or fsm.schema_mismatch(g.engine, w.schema_version)
+            moved = fsm.stale_plan(g.engine, w)
             if moved is not None:
-                return _failure(moved.code, moved.message)
+                return failure(moved.code, moved.message)
             table.acquire(
                 txn_id,
                 s.txn.priority,
@@ -199,7 +211,7 @@ class RangeTxns:
                     timeout=min(timeout, 2.0),
                 )
         except LockConflict as exc:
-            return _failure(sqlstate.SERIALIZATION_FAILURE, exc.message)
+            return failure(sqlstate.SERIALIZATION_FAILURE, exc.message)
         res = fsm.result_to_proto(prov.result, g.applied_index())
         res.incarnation = table.incarnation
         res.changeset = prov.changeset
@@ -256,7 +268,7 @@ class RangeTxns:
         if meta.incarnation != table.incarnation or not table.committing(
             meta.txn_id, _COMMIT_GRACE
         ):
-            return _failure(
+            return failure(
                 sqlstate.SERIALIZATION_FAILURE,
                 f"restart transaction: its locks on range {g.range_id} were lost"
                 " (leader change or timeout)",

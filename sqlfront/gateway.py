@@ -86,8 +86,10 @@ from .rewrite import (
     rewrite_nondeterministic,
     table_columns,
     to_sql,
+    uses_random,
 )
 from .txn import PRIORITY_MEMORY, Coordinator, Txn, TxnError, new_txn
+from .txn import range_span as _span
 
 log = logging.getLogger(__name__)
 
@@ -292,10 +294,6 @@ class _Hop:
             self.ms = (time.perf_counter() - self.started) * 1000
 
 
-def _span(desc: pb.RangeDescriptor) -> pb.Span:
-    return pb.Span(start_key=desc.start_key, end_key=desc.end_key)
-
-
 def _moved(res: pb.CommandResult) -> bool:
     """The range refused the plan (span or schema changed): nothing ran; re-plan."""
     return res.HasField("error") and res.error.code in (
@@ -414,11 +412,7 @@ class Gateway:
             return self._execute(request)
         txn.last_used = time.monotonic()
         if txn.failed:
-            resp = _error(
-                sqlstate.IN_FAILED_TRANSACTION,
-                "current transaction is aborted, commands ignored until end of transaction"
-                f" block (ROLLBACK, then retry it): {txn.failed}",
-            )
+            resp = self._failed_response(txn)
         elif not _IN_TXN_RE.match(request.sql) or _AS_OF_RE.search(request.sql):
             resp = _error(
                 sqlstate.FEATURE_NOT_SUPPORTED,
@@ -446,6 +440,10 @@ class Gateway:
         accepts only ROLLBACK until then."""
         txn.failed = why or "restart transaction"
         self.coordinator.abort(txn)
+        self._remember_restart(session, txn)
+
+    def _remember_restart(self, session: str, txn: Txn) -> None:
+        """The session's next BEGIN (within PRIORITY_MEMORY) reuses ``txn``'s priority."""
         with self._txns_lock:
             self._restarted[session] = (txn.priority, time.monotonic())
 
@@ -561,8 +559,7 @@ class Gateway:
             self.coordinator.commit(txn, session=(request.session_id, request.seq))
         except TxnError as exc:
             if exc.code == sqlstate.SERIALIZATION_FAILURE:
-                with self._txns_lock:
-                    self._restarted[request.session_id] = (txn.priority, time.monotonic())
+                self._remember_restart(request.session_id, txn)
             return _error(exc.code, exc.message)
         return pb.ExecuteResponse(rows_affected=-1)
 
@@ -571,7 +568,7 @@ class Gateway:
         restarting it (same priority) when it conflicts."""
         priority = 0
         for attempt in range(_IMPLICIT_RETRIES):
-            txn = new_txn(priority, implicit=True)
+            txn = new_txn(priority)
             priority = txn.priority
             token = _TXN.set(txn)
             try:
@@ -1913,7 +1910,7 @@ class Gateway:
             if isinstance(schema, exp.Schema)
             else set(rest)  # no column list: every column is given
         )
-        generated = {c.lower() for c in nd if _uses_random_default(nd[c])}
+        generated = {c.lower() for c in nd if uses_random(nd[c])}
         return not all(k in generated and k not in named for k in rest)
 
     def _checked_insert(
@@ -2441,10 +2438,6 @@ def _lock_spans(intervals: list[tuple[bytes, bytes | None]]) -> list[pb.Span] | 
     if any(lo == b"" and hi is None for lo, hi in intervals):
         return None
     return [pb.Span(start_key=lo, end_key=hi or b"") for lo, hi in intervals]
-
-
-def _uses_random_default(sql: str) -> bool:
-    return "random" in sql.lower()
 
 
 def _sets_key(tree: exp.Expr, table: pb.TableDescriptor) -> bool:

@@ -402,7 +402,7 @@ def fill_defaults(
                     "expressions", _default_literal(nd_lower[column.lower()], now=now, rng=rng)
                 )
     elif isinstance(body, exp.Select):
-        per_row = [c for c in missing if _uses_random(nd_lower[c.lower()])]
+        per_row = [c for c in missing if uses_random(nd_lower[c.lower()])]
         if per_row:
             raise SqlError(
                 FEATURE_NOT_SUPPORTED,
@@ -436,7 +436,8 @@ def fill_defaults(
     return new, True
 
 
-def _uses_random(sql: str) -> bool:
+def uses_random(sql: str) -> bool:
+    """Whether a default expression calls random() or randomblob()."""
     [select] = parse(f"SELECT {sql}")
     return any(isinstance(n, exp.Rand) or _function_name(n) == "randomblob" for n in select.walk())
 

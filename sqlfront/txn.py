@@ -38,7 +38,7 @@ _BACKGROUND = futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="txn-
 _PARALLEL = futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="txn-phase")
 # A restarted transaction keeps its priority (so it ages and eventually wins) if the session
 # begins again within this many seconds.
-_PRIORITY_MEMORY = 10.0
+PRIORITY_MEMORY = 10.0
 
 
 class TxnError(Exception):
@@ -64,7 +64,6 @@ class Participant:
 class Txn:
     txn_id: bytes
     priority: int
-    implicit: bool = False  # one autocommit statement run as a transaction
     started_by_savepoint: str = ""  # SAVEPOINT outside a transaction started it
     participants: dict[int, Participant] = dataclasses.field(default_factory=dict)
     savepoints: list[tuple[str, dict[int, bytes]]] = dataclasses.field(default_factory=list)
@@ -84,15 +83,16 @@ class Txn:
                 p.changeset = snapshot.get(rid, b"")
 
 
-def new_txn(priority: int = 0, *, implicit: bool = False) -> Txn:
-    return Txn(os.urandom(16), priority or time.time_ns(), implicit=implicit)
+def new_txn(priority: int = 0) -> Txn:
+    return Txn(os.urandom(16), priority or time.time_ns())
 
 
 def _meta(txn: Txn, part: Participant) -> pb.TxnMeta:
     return pb.TxnMeta(txn_id=txn.txn_id, priority=txn.priority, incarnation=part.incarnation)
 
 
-def _span(desc: pb.RangeDescriptor) -> pb.Span:
+def range_span(desc: pb.RangeDescriptor) -> pb.Span:
+    """The span a range descriptor says the range holds (what a statement is planned for)."""
     return pb.Span(start_key=desc.start_key, end_key=desc.end_key)
 
 
@@ -198,7 +198,7 @@ class Coordinator:
             txn=_meta(txn, record),
             changeset=record.changeset,
             participants=[p.desc.range_id for p in writers],
-            span=_span(record.desc),
+            span=range_span(record.desc),
             schema_version=record.schema_version,
             record=bool(others),
         )
@@ -279,7 +279,7 @@ class Coordinator:
             txn=_meta(txn, part),
             changeset=part.changeset,
             record_range=record_range,
-            span=_span(part.desc),
+            span=range_span(part.desc),
             schema_version=part.schema_version,
         )
         try:
@@ -336,6 +336,3 @@ def recover(sender: RangeSender, record: pb.RangeDescriptor, txn_id: bytes) -> b
     if res.error.code:
         return None
     return res.txn_status == "COMMITTED"
-
-
-PRIORITY_MEMORY = _PRIORITY_MEMORY

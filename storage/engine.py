@@ -411,10 +411,12 @@ class Engine:
             conn = self._conn
             conn.execute("SAVEPOINT atlas_prov")
             try:
-                session = apsw.Session(conn, "main")
-                session.config(apsw.SQLITE_SESSION_OBJCONFIG_ROWID, 1)
-                session.table_filter(lambda name: not name.startswith(_INTERNAL_PREFIX))
-                session.attach()
+                session = None
+                if not read_only:  # a read changes nothing: its changeset stays as it was
+                    session = apsw.Session(conn, "main")
+                    session.config(apsw.SQLITE_SESSION_OBJCONFIG_ROWID, 1)
+                    session.table_filter(lambda name: not name.startswith(_INTERNAL_PREFIX))
+                    session.attach()
                 if changeset:
                     failure = self._apply_changes(changeset, strict=True)
                     if failure:
@@ -428,17 +430,17 @@ class Engine:
                             changeset,
                             (),
                         )
+                if session is None:
+                    return Provisional(self._run(sql, params, read_only=True), changeset, ())
                 if batch is not None:
                     result = self.execute_many(sql, batch)
-                elif read_only:
-                    result = self._run(sql, params, read_only=True)
                 else:
                     result = self.execute(sql, params)
                 moved: tuple[tuple[str, ...], tuple[tuple[Any, ...], ...]] = ((), ())
                 if result.error is None and move_out and self.rows_outside_span():
                     moved = self._outside_rows()
                     self._trim_outside_span()
-                elif result.error is None and not read_only:
+                elif result.error is None:
                     trimmed = self._trim_outside_span() if trim_to_span else 0
                     if trimmed:
                         result = dataclasses.replace(
@@ -497,9 +499,8 @@ class Engine:
         removed = 0
         lo, hi = bound_values(start), bound_values(end)
         if lo:
-            cols = "(" + ", ".join(quote(c) for c in keys[: len(lo)]) + ")"
-            marks = "(" + ", ".join("?" * len(lo)) + ")"
-            self._conn.execute(f"DELETE FROM {quote(table)} WHERE {cols} < {marks}", lo)
+            where = inside_condition(keys, len(lo), 0)
+            self._conn.execute(f"DELETE FROM {quote(table)} WHERE NOT ({where})", lo)
             removed += int(self._conn.changes())
         if hi:
             removed += self.delete_from_key(table, end)
