@@ -916,6 +916,18 @@ class RaftAck(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class RaftEndpointRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RaftEndpointResponse(_message.Message):
+    __slots__ = ("node_id", "port")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    port: int
+    def __init__(self, node_id: _Optional[int] = ..., port: _Optional[int] = ...) -> None: ...
+
 class HelloRequest(_message.Message):
     __slots__ = ("node",)
     NODE_FIELD_NUMBER: _ClassVar[int]

@@ -497,6 +497,11 @@ class InternalStub:
                 request_serializer=atlasql__pb2.RaftBatch.SerializeToString,
                 response_deserializer=atlasql__pb2.RaftAck.FromString,
                 _registered_method=True)
+        self.RaftEndpoint = channel.unary_unary(
+                '/atlasql.v1.Internal/RaftEndpoint',
+                request_serializer=atlasql__pb2.RaftEndpointRequest.SerializeToString,
+                response_deserializer=atlasql__pb2.RaftEndpointResponse.FromString,
+                _registered_method=True)
         self.Bootstrap = channel.unary_unary(
                 '/atlasql.v1.Internal/Bootstrap',
                 request_serializer=atlasql__pb2.BootstrapRequest.SerializeToString,
@@ -549,6 +554,13 @@ class InternalServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Raft(self, request, context):
+        """Raft batches also accepted over gRPC (slower; the node's own senders use the TCP link).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RaftEndpoint(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -619,6 +631,11 @@ def add_InternalServicer_to_server(servicer, server):
                     servicer.Raft,
                     request_deserializer=atlasql__pb2.RaftBatch.FromString,
                     response_serializer=atlasql__pb2.RaftAck.SerializeToString,
+            ),
+            'RaftEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.RaftEndpoint,
+                    request_deserializer=atlasql__pb2.RaftEndpointRequest.FromString,
+                    response_serializer=atlasql__pb2.RaftEndpointResponse.SerializeToString,
             ),
             'Bootstrap': grpc.unary_unary_rpc_method_handler(
                     servicer.Bootstrap,
@@ -715,6 +732,33 @@ class Internal:
             '/atlasql.v1.Internal/Raft',
             atlasql__pb2.RaftBatch.SerializeToString,
             atlasql__pb2.RaftAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RaftEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atlasql.v1.Internal/RaftEndpoint',
+            atlasql__pb2.RaftEndpointRequest.SerializeToString,
+            atlasql__pb2.RaftEndpointResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,11 +3,11 @@
 pysyncobj's own TCP transport binds a port per group, pickles messages and authenticates only
 with an optional password. Here each group gets a thin ``GroupTransport`` (a pysyncobj
 ``Transport``) that hands messages to the node-wide ``NodeTransport``; it batches them per peer
-and sends them over the peer's gRPC ``Internal.Raft`` endpoint (the node's single port),
-multiplexed by range id, encoded as protobuf value trees (never pickle).
-
-The receiving side checks the cluster secret (gRPC interceptor, before the body is decoded),
-then decodes and validates each message before it reaches pysyncobj.
+and sends them, multiplexed by range id and encoded as protobuf value trees (never pickle), on
+one long-lived TCP link per peer to the peer's single Raft listener (``wire.py``: the peer
+proves it knows the cluster secret before a byte of a frame is decoded). The listener's port
+is found through the peer's gRPC ``Internal.RaftEndpoint``; ``Internal.Raft`` (gRPC, secret
+checked by the interceptor) is accepted too.
 
 Fault hooks (``FaultHooks``) let tests drop or delay traffic between named nodes.
 """
@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from pysyncobj.node import Node
 from pysyncobj.transport import Transport
 
@@ -30,6 +31,7 @@ from proto import pb, rpc
 
 from .codec import decode_message, encode_message
 from .errors import CodecError
+from .wire import LinkError, RaftLink, RaftListener
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +132,8 @@ class _PeerSender:
         if self._channel is not None:
             self._channel.close()
 
-    def _stub(self) -> rpc.InternalStub | None:
+    def _connect(self) -> RaftLink | None:
+        """Open the link to the peer's Raft listener (its port asked over gRPC)."""
         address = self._owner.resolve(self.peer)
         if not address:
             return None
@@ -139,9 +142,18 @@ class _PeerSender:
                 self._channel.close()
             self._channel = grpc.insecure_channel(address, options=GRPC_OPTIONS)
             self._address = address
-        return rpc.InternalStub(self._channel)
+        host = address.rpartition(":")[0].strip("[]")
+        endpoint = rpc.InternalStub(self._channel).RaftEndpoint(
+            pb.RaftEndpointRequest(), timeout=1.0, metadata=self._owner.metadata
+        )
+        if endpoint.node_id != self.peer or not endpoint.port:
+            raise LinkError(f"{address} is n{endpoint.node_id}, not n{self.peer}")
+        return RaftLink.connect(
+            host, endpoint.port, self._owner.node_id, self.peer, self._owner.secret, timeout=1.0
+        )
 
     def _run(self) -> None:
+        link: RaftLink | None = None
         while True:
             with self._cv:
                 while not self._closed:
@@ -153,6 +165,8 @@ class _PeerSender:
                         break
                     self._cv.wait(wait)
                 if self._closed:
+                    if link is not None:
+                        link.close()
                     return
                 now = time.monotonic()
                 batch = []
@@ -163,10 +177,6 @@ class _PeerSender:
             hooks = self._owner.faults
             if hooks.drops(self.peer):
                 continue
-            stub = self._stub()
-            if stub is None:
-                time.sleep(0.1)
-                continue
             self._batch_seq += 1
             request = pb.RaftBatch(
                 from_node=self._owner.node_id,
@@ -176,11 +186,22 @@ class _PeerSender:
                 batch_seq=self._batch_seq,
             )
             try:
-                stub.Raft(request, timeout=2.0, metadata=self._owner.metadata)
+                if link is None:
+                    link = self._connect()
+                    if link is None:
+                        time.sleep(0.1)
+                        continue
+                link.send(request.SerializeToString())
+                if not self.up:
+                    log.info("raft: n%d reachable again", self.peer)
                 self.up = True
-            except grpc.RpcError as exc:
+            except (grpc.RpcError, OSError) as exc:
+                if link is not None:
+                    link.close()
+                    link = None
                 if self.up:
-                    log.info("raft: n%d unreachable: %s", self.peer, exc.code())
+                    reason = exc.code() if isinstance(exc, grpc.RpcError) else exc
+                    log.info("raft: n%d unreachable: %s", self.peer, reason)
                 self.up = False
                 # Back off a little: messages queued meanwhile are sent (or dropped) next.
                 time.sleep(0.05)
@@ -201,6 +222,8 @@ class NodeTransport:
         self._deliver = deliver
         self.faults = FaultHooks()
         self.metadata = ((SECRET_METADATA_KEY, secret),) if secret else ()
+        self.secret = secret
+        self.listener: RaftListener | None = None
         self._senders: dict[int, _PeerSender] = {}
         self._lock = threading.Lock()
         self._outbox: list[tuple[int, pb.RaftMessage]] = []
@@ -218,6 +241,31 @@ class NodeTransport:
             target=self._heartbeats, name="node-heartbeat", daemon=True
         )
         self._hb_thread.start()
+
+    def listen(self, host: str, port: int = 0) -> int:
+        """Start the node's Raft listener on ``host`` (``port`` 0: any free one); its port."""
+        self.listener = RaftListener(
+            host,
+            self.node_id,
+            self.secret,
+            self._on_frame,
+            port=port,
+            max_frame=MAX_MESSAGE_BYTES,
+        )
+        return self.listener.port
+
+    def _on_frame(self, from_node: int, payload: bytes) -> None:
+        try:
+            batch = pb.RaftBatch.FromString(payload)
+        except DecodeError:
+            self.decode_errors += 1
+            log.warning("raft: undecodable batch from n%d dropped", from_node)
+            return
+        if batch.from_node != from_node:
+            self.decode_errors += 1
+            log.warning("raft: n%d sent a batch claiming n%d; dropped", from_node, batch.from_node)
+            return
+        self.handle_batch(batch)
 
     def _heartbeats(self) -> None:
         while not self._hb_stop.wait(NODE_HEARTBEAT):
@@ -318,6 +366,8 @@ class NodeTransport:
 
     def close(self) -> None:
         self._hb_stop.set()
+        if self.listener is not None:
+            self.listener.close()
         with self._lock:
             for sender in self._senders.values():
                 sender.close()

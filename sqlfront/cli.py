@@ -90,6 +90,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
             range_max_bytes=parse_size(args.range_max_bytes, "--range-max-bytes"),
             dead_node_timeout=args.dead_node_timeout,
             txn_timeout=args.txn_timeout,
+            raft_port=args.raft_port,
         )
     except (ConfigError, OSError, RttMatrixError) as exc:
         return _die(str(exc))
@@ -326,6 +327,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--listen", required=True, help="HOST:PORT for gRPC (clients and peers)")
     p.add_argument("--advertise", help="HOST:PORT peers should use, if not --listen")
+    p.add_argument(
+        "--raft-port",
+        type=int,
+        default=0,
+        help="TCP port for Raft traffic from peers, on the --listen host (default 0: any free"
+        " port; peers learn it over gRPC)",
+    )
     p.add_argument("--join", default="", help="HOST:PORT[,...] of other nodes to contact")
     p.add_argument("--data-dir", required=True, help="directory for this node's replicas and state")
     p.add_argument(

@@ -65,6 +65,7 @@ class NodeConfig:
     range_max_bytes: int = 64 * 1024 * 1024
     dead_node_timeout: float = 60.0
     txn_timeout: float = 60.0
+    raft_port: int = 0  # 0: any free port on the --listen host
 
     def __post_init__(self) -> None:
         if not 0 < self.node_id < 2**31:
@@ -84,6 +85,8 @@ class NodeConfig:
             raise ConfigError("--range-max-bytes: must be at least 64KiB")
         if not self.data_dir:
             raise ConfigError("--data-dir: required")
+        if not 0 <= self.raft_port <= 65535:
+            raise ConfigError(f"--raft-port: must be 0..65535, got {self.raft_port}")
 
     @property
     def address(self) -> str:

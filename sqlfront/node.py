@@ -1069,6 +1069,13 @@ class Node:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
+        host = self.config.listen.rpartition(":")[0].strip("[]") or "0.0.0.0"
+        try:
+            self.store.transport.listen(host, self.config.raft_port)
+        except OSError as exc:
+            raise SystemExit(
+                f"--raft-port: cannot bind {host}:{self.config.raft_port}: {exc}"
+            ) from None
         self.store.start()
         self._open_meta(campaign=False)
         for range_id, peers in sorted(self.state.replicas.items()):

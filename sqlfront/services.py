@@ -206,6 +206,14 @@ class InternalService(rpc.InternalServicer):
         self._node.store.transport.handle_batch(request)
         return pb.RaftAck()
 
+    def RaftEndpoint(  # noqa: N802
+        self, request: pb.RaftEndpointRequest, context: grpc.ServicerContext
+    ) -> pb.RaftEndpointResponse:
+        listener = self._node.store.transport.listener
+        return pb.RaftEndpointResponse(
+            node_id=self._node.node_id, port=listener.port if listener is not None else 0
+        )
+
     def Bootstrap(
         self,
         request: pb.BootstrapRequest,
