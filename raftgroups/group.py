@@ -6,8 +6,10 @@ What we change in pysyncobj, and how (subclassing and injection; no copied code)
 * the log entries are protobuf ``Command``s, applied by ``fsm.apply``; we take over the
   library's private apply hook so that it never unpickles an entry;
 * ticking is driven by the node's ``Store`` (``autoTick=False``): one loop for all groups;
-* proposals are sent to followers at once (``appendEntriesUseBatch=False``) instead of waiting
-  for the heartbeat timer;
+* proposals are sent to followers at the end of the tick that appended them, all of that
+  tick's new entries and the new commit index in one AppendEntries per follower, instead of
+  waiting for the heartbeat timer (pysyncobj's ``appendEntriesUseBatch=False`` would send one
+  message per proposal, each answered by its own ack);
 * the journal is ours (``RangeJournal`` in a node-wide ``LogStore``, fsync'd with group commit
   before any message leaves the node);
 * log compaction (which pickles the object) is disabled until SQLite-backup snapshots land.
@@ -125,6 +127,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         self._quiesce_after = 3 * timing.heartbeat
         self._pending_reads: set[int] = set()
         self._pending_lock = threading.Lock()
+        self._sent_mark = (-1, -1)
         if len(journal) == 0 and engine.applied_index > 0:
             # A replica born with state (a split's right-hand side): its log starts with a
             # placeholder at that state's position, as after a snapshot.
@@ -133,7 +136,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         conf = SyncObjConf(
             autoTick=False,
             journalFile=journal,  # our durable RangeJournal (see journal.install)
-            appendEntriesUseBatch=False,
+            appendEntriesUseBatch=True,  # tick() sends what a tick appended or committed
             appendEntriesPeriod=timing.heartbeat,
             appendEntriesBatchSizeBytes=2**26,
             raftMinTimeout=timing.election_min,
@@ -781,6 +784,15 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
 
     def tick(self) -> None:
         self._onTick(0.0)
+        if self._sent_mark != (self.journal.last_index, int(self._SyncObj__raftCommitIndex)):
+            if self._isLeader():
+                self._SyncObj__sendAppendEntries()
+
+    def _SyncObj__sendAppendEntries(self) -> None:  # noqa: N802 (library hook)
+        """Every AppendEntries round (ours after a tick, or pysyncobj's heartbeat) notes the
+        log end and commit index it told the followers about."""
+        self._sent_mark = (self.journal.last_index, int(self._SyncObj__raftCommitIndex))
+        SyncObj._SyncObj__sendAppendEntries(self)
 
     def deliver(self, from_node: int, message: dict[str, Any]) -> None:
         """Hand one peer message to pysyncobj, through the Raft §5.3 guards (``safety``)."""

@@ -19,7 +19,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -91,7 +91,13 @@ class FaultHooks:
 
 
 class _PeerSender:
-    """Batches and sends this node's Raft messages for one peer, in order, on one thread."""
+    """Batches and sends this node's Raft messages for one peer, in order.
+
+    The tick thread sends a batch itself when nothing is queued or in flight for the peer and
+    no delay is injected (``send_direct``: a non-blocking write, so a slow peer never stalls
+    the loop); otherwise, and for whatever the socket could not take at once, the peer's
+    sender thread does. Batches are numbered and written in one order under ``_send_lock``.
+    """
 
     def __init__(self, owner: NodeTransport, peer: int) -> None:
         self._owner = owner
@@ -100,9 +106,11 @@ class _PeerSender:
         # without holding back the ones behind it (pipelined, as on a real long link).
         self._queue: collections.deque[tuple[float, pb.RaftMessage | None]] = collections.deque()
         self._cv = threading.Condition()
+        self._send_lock = threading.Lock()  # link, batch numbers, unsent bytes
         self._closed = False
         self._channel: grpc.Channel | None = None
         self._address = ""
+        self._link: RaftLink | None = None
         self.up = True
         self._batch_seq = 0
         self._thread = threading.Thread(target=self._run, name=f"raft-send-n{peer}", daemon=True)
@@ -110,20 +118,36 @@ class _PeerSender:
 
     def enqueue(self, msg: pb.RaftMessage | None) -> None:
         """Queue a message; ``None`` asks for an empty batch (a node heartbeat)."""
+        self.enqueue_many([msg])
+
+    def enqueue_many(self, msgs: Sequence[pb.RaftMessage | None]) -> None:
         due = time.monotonic() + self._owner.faults.delay(self.peer)
         with self._cv:
             if len(self._queue) > 50_000:  # peer far behind or down: Raft retransmits anyway
                 self._queue.clear()
-            self._queue.append((due, msg))
-            self._cv.notify()
-
-    def enqueue_many(self, msgs: list[pb.RaftMessage]) -> None:
-        due = time.monotonic() + self._owner.faults.delay(self.peer)
-        with self._cv:
-            if len(self._queue) > 50_000:
-                self._queue.clear()
             self._queue.extend((due, m) for m in msgs)
             self._cv.notify()
+
+    def send_direct(self, msgs: list[pb.RaftMessage]) -> bool:
+        """Tick thread: write ``msgs`` now if the link is idle; False: queue them instead."""
+        faults = self._owner.faults
+        if faults.delay(self.peer) > 0 or not self._send_lock.acquire(blocking=False):
+            return False
+        try:
+            link = self._link
+            if link is None or link.unsent or self._queue:
+                return False
+            if faults.drops(self.peer):
+                return True
+            try:
+                if not link.send_nowait(self._frame(msgs)):
+                    with self._cv:
+                        self._cv.notify()  # the sender thread writes the rest
+            except OSError:
+                self._drop_link(None)
+            return True
+        finally:
+            self._send_lock.release()
 
     def close(self) -> None:
         with self._cv:
@@ -131,6 +155,18 @@ class _PeerSender:
             self._cv.notify()
         if self._channel is not None:
             self._channel.close()
+
+    def _frame(self, msgs: list[pb.RaftMessage]) -> bytes:
+        self._batch_seq += 1
+        batch = pb.RaftBatch(
+            from_node=self._owner.node_id,
+            to_node=self.peer,
+            messages=msgs,
+            incarnation=self._owner.incarnation,
+            batch_seq=self._batch_seq,
+        )
+        data: bytes = batch.SerializeToString()
+        return data
 
     def _connect(self) -> RaftLink | None:
         """Open the link to the peer's Raft listener (its port asked over gRPC)."""
@@ -152,11 +188,21 @@ class _PeerSender:
             host, endpoint.port, self._owner.node_id, self.peer, self._owner.secret, timeout=1.0
         )
 
+    def _drop_link(self, exc: Exception | None) -> None:
+        if self._link is not None:
+            self._link.close()
+            self._link = None
+        if self.up:
+            reason = exc.code() if isinstance(exc, grpc.RpcError) else exc or "link broke"
+            log.info("raft: n%d unreachable: %s", self.peer, reason)
+        self.up = False
+
     def _run(self) -> None:
-        link: RaftLink | None = None
         while True:
             with self._cv:
                 while not self._closed:
+                    if self._link is not None and self._link.unsent:
+                        break
                     if not self._queue:
                         self._cv.wait()
                         continue
@@ -165,46 +211,42 @@ class _PeerSender:
                         break
                     self._cv.wait(wait)
                 if self._closed:
-                    if link is not None:
-                        link.close()
+                    with self._send_lock:
+                        self._drop_link(None)
                     return
-                now = time.monotonic()
-                batch = []
-                while self._queue and self._queue[0][0] <= now:
-                    msg = self._queue.popleft()[1]
-                    if msg is not None:
-                        batch.append(msg)
-            hooks = self._owner.faults
-            if hooks.drops(self.peer):
-                continue
-            self._batch_seq += 1
-            request = pb.RaftBatch(
-                from_node=self._owner.node_id,
-                to_node=self.peer,
-                messages=batch,
-                incarnation=self._owner.incarnation,
-                batch_seq=self._batch_seq,
-            )
-            try:
-                if link is None:
-                    link = self._connect()
-                    if link is None:
-                        time.sleep(0.1)
-                        continue
-                link.send(request.SerializeToString())
+            with self._send_lock:
+                with self._cv:
+                    now = time.monotonic()
+                    batch = []
+                    due = bool(self._queue) and self._queue[0][0] <= now
+                    while self._queue and self._queue[0][0] <= now:
+                        msg = self._queue.popleft()[1]
+                        if msg is not None:
+                            batch.append(msg)
+                failed = self._send(batch, due)
+            if failed:
+                # Back off a little: messages queued meanwhile are sent (or dropped) next.
+                time.sleep(0.05 if self._link is None else 0)
+
+    def _send(self, batch: list[pb.RaftMessage], due: bool) -> bool:
+        """Under ``_send_lock``: finish unsent bytes, then write ``batch`` (if ``due``)."""
+        try:
+            if self._link is not None and self._link.unsent:
+                self._link.flush()
+            if not due or self._owner.faults.drops(self.peer):
+                return False
+            if self._link is None:
+                self._link = self._connect()
+                if self._link is None:
+                    return True
                 if not self.up:
                     log.info("raft: n%d reachable again", self.peer)
                 self.up = True
-            except (grpc.RpcError, OSError) as exc:
-                if link is not None:
-                    link.close()
-                    link = None
-                if self.up:
-                    reason = exc.code() if isinstance(exc, grpc.RpcError) else exc
-                    log.info("raft: n%d unreachable: %s", self.peer, reason)
-                self.up = False
-                # Back off a little: messages queued meanwhile are sent (or dropped) next.
-                time.sleep(0.05)
+            self._link.send(self._frame(batch))
+            return False
+        except (grpc.RpcError, OSError) as exc:
+            self._drop_link(exc)
+            return True
 
 
 class NodeTransport:
@@ -327,10 +369,14 @@ class NodeTransport:
             by_peer: dict[int, list[pb.RaftMessage]] = {}
             for peer, msg in outbox:
                 by_peer.setdefault(peer, []).append(msg)
+            senders = []
             for peer, msgs in by_peer.items():
                 sender = self._senders.get(peer)
                 if sender is None:
                     sender = self._senders[peer] = _PeerSender(self, peer)
+                senders.append((sender, msgs))
+        for sender, msgs in senders:
+            if not sender.send_direct(msgs):
                 sender.enqueue_many(msgs)
 
     def discard_outbox(self) -> None:

@@ -184,6 +184,7 @@ class RaftLink:
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
+        self.unsent = b""  # the tail of a frame ``send_nowait`` could not write at once
 
     @classmethod
     def connect(
@@ -214,8 +215,26 @@ class RaftLink:
         return cls(sock)
 
     def send(self, payload: bytes) -> None:
-        """Send one frame; raises ``OSError`` if the link broke (the caller reconnects)."""
+        """Send one frame (after any unsent bytes); raises ``OSError`` if the link broke."""
+        self.flush()
         self._sock.sendall(_FRAME.pack(len(payload)) + payload)
+
+    def send_nowait(self, payload: bytes) -> bool:
+        """Write one frame without blocking; False: part of it is left in ``unsent`` (the
+        caller must ``flush`` before anything else goes on this link)."""
+        data = self.unsent + _FRAME.pack(len(payload)) + payload
+        try:
+            n = self._sock.send(data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            n = 0
+        self.unsent = data[n:]
+        return not self.unsent
+
+    def flush(self) -> None:
+        """Write the unsent bytes, blocking up to ``SEND_TIMEOUT``."""
+        if self.unsent:
+            self._sock.sendall(self.unsent)
+            self.unsent = b""
 
     def close(self) -> None:
         try:

@@ -205,14 +205,26 @@ def _skip(node: exp.Expr) -> bool:
     )
 
 
+_REWRITTEN_CALLS = frozenset({*_CONNECTION_FUNCTIONS, "randomblob", *TIME_FUNCTIONS})
+_REWRITTEN_NODES = (exp.Rand, exp.CurrentTimestamp, exp.CurrentDate, exp.CurrentTime)
+
+
+def _candidate(node: exp.Expr) -> bool:
+    """Whether ``_replacement`` may act on ``node`` (a cheap test, no side effects)."""
+    return isinstance(node, _REWRITTEN_NODES) or _function_name(node) in _REWRITTEN_CALLS
+
+
 def _rewrite(
     expr: exp.Expr, replace: Callable[[exp.Expr], exp.Expr | None]
 ) -> tuple[exp.Expr, bool]:
-    root = expr.copy()
-    if isinstance(root, exp.Create) and str(root.args.get("kind", "")).upper() in (
+    if isinstance(expr, exp.Create) and str(expr.args.get("kind", "")).upper() in (
         _DEFERRED_CREATE_KINDS
     ):
         return expr, False
+    # Most writes have nothing to replace: find that out without copying the tree.
+    if not any(_candidate(n) for n in expr.walk(bfs=False, prune=_skip) if not _skip(n)):
+        return expr, False
+    root = expr.copy()
     # Reversed pre-order: every node comes after all of its descendants.
     nodes = list(root.walk(bfs=False, prune=_skip))
     changed = False
@@ -260,8 +272,16 @@ def rewrite_nondeterministic(
         >>> changed, to_sql(new)
         (True, "INSERT INTO t VALUES (DATE('2024-05-01 12:00:00.250', '+1 day'), '12:00:00')")
     """
-    now_literal = sqlite_now(now)
-    return _rewrite(expr, lambda node: _replacement(node, now_literal, rng))
+    now_text: list[str] = []
+
+    def replace(node: exp.Expr) -> exp.Expr | None:
+        if not _candidate(node):
+            return None
+        if not now_text:
+            now_text.append(sqlite_now(now))
+        return _replacement(node, now_text[0], rng)
+
+    return _rewrite(expr, replace)
 
 
 def _create_tree(create_table_sql: str) -> exp.Expr:
