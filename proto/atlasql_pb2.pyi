@@ -899,18 +899,30 @@ class NextIndex(_message.Message):
     def __init__(self, next_index: _Optional[int] = ..., reset: _Optional[bool] = ..., success: _Optional[bool] = ..., hb: _Optional[int] = ...) -> None: ...
 
 class RaftBatch(_message.Message):
-    __slots__ = ("from_node", "to_node", "messages", "incarnation", "batch_seq")
+    __slots__ = ("from_node", "to_node", "messages", "incarnation", "batch_seq", "calls")
     FROM_NODE_FIELD_NUMBER: _ClassVar[int]
     TO_NODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     INCARNATION_FIELD_NUMBER: _ClassVar[int]
     BATCH_SEQ_FIELD_NUMBER: _ClassVar[int]
+    CALLS_FIELD_NUMBER: _ClassVar[int]
     from_node: int
     to_node: int
     messages: _containers.RepeatedCompositeFieldContainer[RaftMessage]
     incarnation: int
     batch_seq: int
-    def __init__(self, from_node: _Optional[int] = ..., to_node: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[RaftMessage, _Mapping]]] = ..., incarnation: _Optional[int] = ..., batch_seq: _Optional[int] = ...) -> None: ...
+    calls: _containers.RepeatedCompositeFieldContainer[ForwardCall]
+    def __init__(self, from_node: _Optional[int] = ..., to_node: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[RaftMessage, _Mapping]]] = ..., incarnation: _Optional[int] = ..., batch_seq: _Optional[int] = ..., calls: _Optional[_Iterable[_Union[ForwardCall, _Mapping]]] = ...) -> None: ...
+
+class ForwardCall(_message.Message):
+    __slots__ = ("call_id", "request", "response")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    call_id: int
+    request: RangeRequest
+    response: RangeResponse
+    def __init__(self, call_id: _Optional[int] = ..., request: _Optional[_Union[RangeRequest, _Mapping]] = ..., response: _Optional[_Union[RangeResponse, _Mapping]] = ...) -> None: ...
 
 class RaftAck(_message.Message):
     __slots__ = ()

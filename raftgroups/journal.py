@@ -85,6 +85,11 @@ class LogStore:
             pass
         self._in_txn = False
 
+    @property
+    def writing(self) -> bool:
+        """Whether writes are waiting for the next ``flush``."""
+        return self._in_txn
+
     def flush(self) -> None:
         """Commit (fsync) everything written since the last flush."""
         with self._lock:
@@ -157,6 +162,7 @@ class RangeJournal(Journal):  # type: ignore[misc]
         self._store = store
         self.range_id = range_id
         self._entries, (self._term, self._voted_for, self._commit) = store.load(range_id)
+        self._commit_dirty = False
 
     # -- entries ---------------------------------------------------------------------------
 
@@ -166,6 +172,8 @@ class RangeJournal(Journal):  # type: ignore[misc]
         entry = (bytes(command), int(idx), int(term))
         self._store.append(self.range_id, entry)
         self._entries.append(entry)
+        if self._commit_dirty:
+            self._write_hardstate()
 
     def clear(self) -> None:
         if self._entries:
@@ -208,9 +216,15 @@ class RangeJournal(Journal):  # type: ignore[misc]
     # -- hard state ------------------------------------------------------------------------
 
     def setRaftCommitIndex(self, raftCommitIndex: int) -> None:  # noqa: N802
+        # Raft does not need the commit index durable (a restarted replica relearns it from
+        # the leader; the engine keeps its own applied index). It is written with the next
+        # write that is made durable anyway, never alone: no fsync per commit.
         if raftCommitIndex != self._commit:
             self._commit = int(raftCommitIndex)
-            self._store.set_hardstate(self.range_id, self._term, self._voted_for, self._commit)
+            if self._store.writing:
+                self._write_hardstate()
+            else:
+                self._commit_dirty = True
 
     def getRaftCommitIndex(self) -> int:  # noqa: N802
         return self._commit
@@ -218,7 +232,11 @@ class RangeJournal(Journal):  # type: ignore[misc]
     def setCurrentTerm(self, term: int, votedForNodeId: Any) -> None:  # noqa: N802
         self._term = int(term)
         self._voted_for = None if votedForNodeId is None else int(votedForNodeId)
+        self._write_hardstate()
+
+    def _write_hardstate(self) -> None:
         self._store.set_hardstate(self.range_id, self._term, self._voted_for, self._commit)
+        self._commit_dirty = False
 
     def getCurrentTerm(self) -> int:  # noqa: N802
         return self._term

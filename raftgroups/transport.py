@@ -15,11 +15,13 @@ Fault hooks (``FaultHooks``) let tests drop or delay traffic between named nodes
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -28,6 +30,7 @@ from pysyncobj.node import Node
 from pysyncobj.transport import Transport
 
 from proto import pb, rpc
+from storage import sqlstate
 
 from .codec import decode_message, encode_message
 from .errors import CodecError
@@ -36,6 +39,7 @@ from .wire import LinkError, RaftLink, RaftListener
 log = logging.getLogger(__name__)
 
 SECRET_METADATA_KEY = "x-atlasql-cluster-secret"
+_Item = pb.RaftMessage | pb.ForwardCall | None  # None: an empty batch (node heartbeat)
 NODE_HEARTBEAT = 0.2  # seconds between node-level heartbeats to each peer
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 # Channel options for every node-to-node and client channel: large messages, and a short
@@ -104,7 +108,7 @@ class _PeerSender:
         self.peer = peer
         # (due time, message): a message leaves no earlier than its injected delay allows,
         # without holding back the ones behind it (pipelined, as on a real long link).
-        self._queue: collections.deque[tuple[float, pb.RaftMessage | None]] = collections.deque()
+        self._queue: collections.deque[tuple[float, _Item]] = collections.deque()
         self._cv = threading.Condition()
         self._send_lock = threading.Lock()  # link, batch numbers, unsent bytes
         self._closed = False
@@ -116,11 +120,16 @@ class _PeerSender:
         self._thread = threading.Thread(target=self._run, name=f"raft-send-n{peer}", daemon=True)
         self._thread.start()
 
-    def enqueue(self, msg: pb.RaftMessage | None) -> None:
+    @property
+    def linked(self) -> bool:
+        """Whether the link to the peer is up (calls need it: they have no gRPC retry)."""
+        return self._link is not None
+
+    def enqueue(self, msg: _Item) -> None:
         """Queue a message; ``None`` asks for an empty batch (a node heartbeat)."""
         self.enqueue_many([msg])
 
-    def enqueue_many(self, msgs: Sequence[pb.RaftMessage | None]) -> None:
+    def enqueue_many(self, msgs: Sequence[_Item]) -> None:
         due = time.monotonic() + self._owner.faults.delay(self.peer)
         with self._cv:
             if len(self._queue) > 50_000:  # peer far behind or down: Raft retransmits anyway
@@ -128,8 +137,8 @@ class _PeerSender:
             self._queue.extend((due, m) for m in msgs)
             self._cv.notify()
 
-    def send_direct(self, msgs: list[pb.RaftMessage]) -> bool:
-        """Tick thread: write ``msgs`` now if the link is idle; False: queue them instead."""
+    def send_direct(self, msgs: Sequence[pb.RaftMessage | pb.ForwardCall]) -> bool:
+        """Write ``msgs`` now if the link is idle (never blocks); False: queue them instead."""
         faults = self._owner.faults
         if faults.delay(self.peer) > 0 or not self._send_lock.acquire(blocking=False):
             return False
@@ -156,12 +165,13 @@ class _PeerSender:
         if self._channel is not None:
             self._channel.close()
 
-    def _frame(self, msgs: list[pb.RaftMessage]) -> bytes:
+    def _frame(self, items: Sequence[pb.RaftMessage | pb.ForwardCall]) -> bytes:
         self._batch_seq += 1
         batch = pb.RaftBatch(
             from_node=self._owner.node_id,
             to_node=self.peer,
-            messages=msgs,
+            messages=[m for m in items if isinstance(m, pb.RaftMessage)],
+            calls=[c for c in items if isinstance(c, pb.ForwardCall)],
             incarnation=self._owner.incarnation,
             batch_seq=self._batch_seq,
         )
@@ -192,6 +202,7 @@ class _PeerSender:
         if self._link is not None:
             self._link.close()
             self._link = None
+            self._owner.fail_calls(self.peer, "the link broke")
         if self.up:
             reason = exc.code() if isinstance(exc, grpc.RpcError) else exc or "link broke"
             log.info("raft: n%d unreachable: %s", self.peer, reason)
@@ -217,7 +228,7 @@ class _PeerSender:
             with self._send_lock:
                 with self._cv:
                     now = time.monotonic()
-                    batch = []
+                    batch: list[pb.RaftMessage | pb.ForwardCall] = []
                     due = bool(self._queue) and self._queue[0][0] <= now
                     while self._queue and self._queue[0][0] <= now:
                         msg = self._queue.popleft()[1]
@@ -228,7 +239,7 @@ class _PeerSender:
                 # Back off a little: messages queued meanwhile are sent (or dropped) next.
                 time.sleep(0.05 if self._link is None else 0)
 
-    def _send(self, batch: list[pb.RaftMessage], due: bool) -> bool:
+    def _send(self, batch: list[pb.RaftMessage | pb.ForwardCall], due: bool) -> bool:
         """Under ``_send_lock``: finish unsent bytes, then write ``batch`` (if ``due``)."""
         try:
             if self._link is not None and self._link.unsent:
@@ -247,6 +258,18 @@ class _PeerSender:
         except (grpc.RpcError, OSError) as exc:
             self._drop_link(exc)
             return True
+
+
+class _Call:
+    """A forwarded statement waiting for its answer."""
+
+    __slots__ = ("peer", "done", "response", "error")
+
+    def __init__(self, peer: int) -> None:
+        self.peer = peer
+        self.done = threading.Event()
+        self.response: pb.RangeResponse | None = None
+        self.error = "no answer"
 
 
 class NodeTransport:
@@ -277,6 +300,11 @@ class NodeTransport:
         self._last_batch_seq: dict[int, int] = {}
         self._incarnations: dict[int, int] = {}
         self.on_peer_restart: Callable[[int], None] = lambda peer: None
+        # Forwarded statements (``call``): the node serves the peers' calls with this.
+        self.serve_call: Callable[[pb.RangeRequest], pb.RangeResponse] | None = None
+        self._calls: dict[int, _Call] = {}
+        self._call_ids = itertools.count(1)
+        self._call_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="fwd")
         self.peers: set[int] = set()
         self._hb_stop = threading.Event()
         self._hb_thread = threading.Thread(
@@ -291,10 +319,65 @@ class NodeTransport:
             self.node_id,
             self.secret,
             self._on_frame,
+            on_close=lambda peer: self.fail_calls(peer, "the link from it broke"),
             port=port,
             max_frame=MAX_MESSAGE_BYTES,
         )
         return self.listener.port
+
+    def call(self, peer: int, request: pb.RangeRequest, timeout: float) -> pb.RangeResponse | None:
+        """Run ``request`` on ``peer`` over the Raft link; None when there is no link (use
+        gRPC). Raises ``TimeoutError``, or ``ConnectionError`` when the link broke meanwhile
+        (either way the outcome is unknown)."""
+        if self.listener is None or peer == self.node_id or self.faults.drops(peer):
+            return None
+        sender = self._sender(peer)
+        if not sender.linked:
+            sender.enqueue(None)  # connect for next time
+            return None
+        call = _Call(peer)
+        call_id = next(self._call_ids)
+        with self._lock:
+            self._calls[call_id] = call
+        item = pb.ForwardCall(call_id=call_id, request=request)
+        try:
+            if not sender.send_direct([item]):
+                sender.enqueue(item)
+            if not call.done.wait(timeout):
+                raise TimeoutError(f"n{peer}: no answer within {timeout:.1f}s")
+        finally:
+            with self._lock:
+                self._calls.pop(call_id, None)
+        if call.response is None:
+            raise ConnectionError(f"n{peer}: {call.error}")
+        return call.response
+
+    def fail_calls(self, peer: int, reason: str) -> None:
+        """The link to or from ``peer`` broke: its answers may never come."""
+        with self._lock:
+            calls = [c for c in self._calls.values() if c.peer == peer]
+        for c in calls:
+            c.error = reason
+            c.done.set()
+
+    def _serve_call(self, peer: int, call: pb.ForwardCall) -> None:
+        serve = self.serve_call
+        if serve is None:
+            response = pb.RangeResponse()
+            response.error.code = sqlstate.RANGE_UNAVAILABLE
+            response.error.message = f"n{self.node_id} is not serving forwarded statements yet"
+        else:
+            try:
+                response = serve(call.request)
+            except Exception as exc:  # never let one call take the pool down
+                log.exception("forwarded call from n%d failed", peer)
+                response = pb.RangeResponse()
+                response.error.code = sqlstate.INTERNAL_ERROR
+                response.error.message = f"internal error: {exc}"
+        answer = pb.ForwardCall(call_id=call.call_id, response=response)
+        sender = self._sender(peer)
+        if not sender.send_direct([answer]):
+            sender.enqueue(answer)
 
     def _on_frame(self, from_node: int, payload: bytes) -> None:
         try:
@@ -409,9 +492,22 @@ class NodeTransport:
                 log.warning("raft: bad message from n%d: %s", batch.from_node, exc)
                 continue
             self._deliver(msg.range_id, batch.from_node, decoded)
+        for call in batch.calls:
+            if call.HasField("request"):
+                try:
+                    self._call_pool.submit(self._serve_call, batch.from_node, call)
+                except RuntimeError:  # shutting down
+                    return
+            else:
+                with self._lock:
+                    waiting = self._calls.get(call.call_id)
+                if waiting is not None and waiting.peer == batch.from_node:
+                    waiting.response = call.response
+                    waiting.done.set()
 
     def close(self) -> None:
         self._hb_stop.set()
+        self._call_pool.shutdown(wait=False, cancel_futures=True)
         if self.listener is not None:
             self.listener.close()
         with self._lock:

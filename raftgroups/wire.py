@@ -82,10 +82,12 @@ class RaftListener:
         *,
         port: int = 0,
         max_frame: int,
+        on_close: Callable[[int], None] = lambda peer: None,
     ) -> None:
         self.node_id = node_id
         self._secret = secret.encode()
         self._on_frame = on_frame
+        self._on_close = on_close
         self._max_frame = max_frame
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_STREAM)
@@ -142,26 +144,32 @@ class RaftListener:
                 self.rejected += 1
                 log.warning("raft link refused: %s", exc)
                 return
-            reader = conn.makefile("rb", buffering=1 << 16)
-            while not self._closed:
-                header = reader.read(_FRAME.size)
-                if len(header) < _FRAME.size:
-                    return
-                (size,) = _FRAME.unpack(header)
-                if size > self._max_frame:
-                    self.bad_frames += 1
-                    log.warning("raft link from n%d: %d-byte frame refused", from_node, size)
-                    return
-                payload = reader.read(size)
-                if len(payload) < size:
-                    return
-                self._on_frame(from_node, payload)
+            try:
+                self._read_frames(conn, from_node)
+            finally:
+                self._on_close(from_node)
         except OSError:
             return
         finally:
             with self._lock:
                 self._conns.discard(conn)
             conn.close()
+
+    def _read_frames(self, conn: socket.socket, from_node: int) -> None:
+        reader = conn.makefile("rb", buffering=1 << 16)
+        while not self._closed:
+            header = reader.read(_FRAME.size)
+            if len(header) < _FRAME.size:
+                return
+            (size,) = _FRAME.unpack(header)
+            if size > self._max_frame:
+                self.bad_frames += 1
+                log.warning("raft link from n%d: %d-byte frame refused", from_node, size)
+                return
+            payload = reader.read(size)
+            if len(payload) < size:
+                return
+            self._on_frame(from_node, payload)
 
     def close(self) -> None:
         self._closed = True

@@ -92,8 +92,11 @@ class RangeSender:
         resolve: Callable[[int], str | None],
         channels: ChannelPool,
         request_timeout: float = 5.0,
+        link: Callable[[int, pb.RangeRequest, float], pb.RangeResponse | None] | None = None,
     ) -> None:
         self.node_id = node_id
+        # Forwarding over the node's Raft links (NodeTransport.call); gRPC when it has none.
+        self._link = link
         self._local = local
         self._resolve = resolve
         self._channels = channels
@@ -125,19 +128,29 @@ class RangeSender:
             err.error.code = sqlstate.RANGE_UNAVAILABLE
             err.error.message = f"address of n{node} unknown"
             return err
-        stub = self._channels.internal(address)
+        request = pb.RangeRequest(range_id=desc.range_id, command=command)
+        timeout = self._request_timeout + 1.0
         try:
+            if self._link is not None:
+                answer = self._link(node, request, timeout)
+                if answer is not None:
+                    return answer
+            stub = self._channels.internal(address)
             resp: pb.RangeResponse = stub.RangeExecute(
-                pb.RangeRequest(range_id=desc.range_id, command=command),
-                timeout=self._request_timeout + 1.0,
-                metadata=self._channels.metadata,
+                request, timeout=timeout, metadata=self._channels.metadata
             )
             return resp
         except grpc.RpcError as exc:
-            err = pb.RangeResponse()
-            err.error.code = sqlstate.RANGE_UNAVAILABLE
-            err.error.message = f"n{node} at {address}: {exc.code().name}"
-            return err
+            reason = exc.code().name
+        except TimeoutError:
+            reason = "DEADLINE_EXCEEDED"
+        except ConnectionError as exc:
+            reason = f"UNAVAILABLE ({exc})"
+        # The message starts with the node: the outcome of a write is unknown (see send).
+        err = pb.RangeResponse()
+        err.error.code = sqlstate.RANGE_UNAVAILABLE
+        err.error.message = f"n{node} at {address}: {reason}"
+        return err
 
     def send_follower_read(
         self, desc: pb.RangeDescriptor, command: pb.Command, nodes: list[int]

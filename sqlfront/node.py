@@ -184,7 +184,9 @@ class Node:
             local=self,
             resolve=self._resolve_unless_partitioned,
             channels=self.channels,
+            link=self.store.transport.call,
         )
+        self.store.transport.serve_call = self.serve_forwarded
         self.gateway = Gateway(self)
         self.gateway.txn_timeout = config.txn_timeout
         self.gateway.coordinator.count = lambda event: self.metrics.txn_events.labels(event).inc()
@@ -964,6 +966,24 @@ class Node:
             time.sleep(0.02)
 
     # -- LocalReplicas protocol (used by the sender) -----------------------------------------
+
+    def serve_forwarded(self, request: pb.RangeRequest) -> pb.RangeResponse:
+        """A statement another node's gateway sent to a range leader here (gRPC or link)."""
+        if not request.HasField("command") or request.command.WhichOneof("op") is None:
+            resp = pb.RangeResponse()
+            resp.error.code = sqlstate.PROTOCOL_VIOLATION
+            resp.error.message = "RangeExecute needs a command with an operation"
+            return resp
+        self.metrics.forwarded.inc()
+        if not self.forward_slots.acquire(timeout=10.0):
+            resp = pb.RangeResponse()
+            resp.error.code = sqlstate.RANGE_UNAVAILABLE
+            resp.error.message = "node overloaded with forwarded requests"
+            return resp
+        try:
+            return self.propose_local(request.range_id, request.command, 5.0)
+        finally:
+            self.forward_slots.release()
 
     def propose_local(self, range_id: int, command: pb.Command, timeout: float) -> pb.RangeResponse:
         resp = pb.RangeResponse()

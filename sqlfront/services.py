@@ -235,21 +235,7 @@ class InternalService(rpc.InternalServicer):
         request: pb.RangeRequest,
         context: grpc.ServicerContext,  # noqa: N802
     ) -> pb.RangeResponse:
-        if not request.HasField("command") or request.command.WhichOneof("op") is None:
-            resp = pb.RangeResponse()
-            resp.error.code = sqlstate.PROTOCOL_VIOLATION
-            resp.error.message = "RangeExecute needs a command with an operation"
-            return resp
-        self._node.metrics.forwarded.inc()
-        if not self._node.forward_slots.acquire(timeout=10.0):
-            resp = pb.RangeResponse()
-            resp.error.code = sqlstate.RANGE_UNAVAILABLE
-            resp.error.message = "node overloaded with forwarded requests"
-            return resp
-        try:
-            return self._node.propose_local(request.range_id, request.command, 5.0)
-        finally:
-            self._node.forward_slots.release()
+        return self._node.serve_forwarded(request)
 
     def GetCatalog(
         self,
