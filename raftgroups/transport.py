@@ -138,7 +138,8 @@ class _PeerSender:
             self._cv.notify()
 
     def send_direct(self, msgs: Sequence[pb.RaftMessage | pb.ForwardCall]) -> bool:
-        """Write ``msgs`` now if the link is idle (never blocks); False: queue them instead."""
+        """Write ``msgs`` now if the link is idle (never blocks); False: nothing was written
+        (busy, no link, or the link just broke): queue them instead."""
         faults = self._owner.faults
         if faults.delay(self.peer) > 0 or not self._send_lock.acquire(blocking=False):
             return False
@@ -152,11 +153,17 @@ class _PeerSender:
                 if not link.send_nowait(self._frame(msgs)):
                     with self._cv:
                         self._cv.notify()  # the sender thread writes the rest
-            except OSError:
-                self._drop_link(None)
+            except OSError as exc:
+                self._drop_link(exc)
+                return False
             return True
         finally:
             self._send_lock.release()
+
+    def reset(self) -> None:
+        """Forget the link (the peer's link to us broke: it probably restarted)."""
+        with self._send_lock:
+            self._drop_link(None)
 
     def close(self) -> None:
         with self._cv:
@@ -235,6 +242,14 @@ class _PeerSender:
                         if msg is not None:
                             batch.append(msg)
                 failed = self._send(batch, due)
+                if failed:
+                    # Raft messages are dropped (Raft sends again); answers to forwarded
+                    # calls are not: their callers wait for them.
+                    answers = [
+                        m for m in batch if isinstance(m, pb.ForwardCall) and m.HasField("response")
+                    ]
+                    with self._cv:
+                        self._queue.extendleft((now, m) for m in reversed(answers))
             if failed:
                 # Back off a little: messages queued meanwhile are sent (or dropped) next.
                 time.sleep(0.05 if self._link is None else 0)
@@ -319,7 +334,7 @@ class NodeTransport:
             self.node_id,
             self.secret,
             self._on_frame,
-            on_close=lambda peer: self.fail_calls(peer, "the link from it broke"),
+            on_close=self._inbound_closed,
             port=port,
             max_frame=MAX_MESSAGE_BYTES,
         )
@@ -342,6 +357,8 @@ class NodeTransport:
         item = pb.ForwardCall(call_id=call_id, request=request)
         try:
             if not sender.send_direct([item]):
+                if not sender.linked:
+                    return None  # the link broke before the call left: nothing was sent
                 sender.enqueue(item)
             if not call.done.wait(timeout):
                 raise TimeoutError(f"n{peer}: no answer within {timeout:.1f}s")
@@ -351,6 +368,14 @@ class NodeTransport:
         if call.response is None:
             raise ConnectionError(f"n{peer}: {call.error}")
         return call.response
+
+    def _inbound_closed(self, peer: int) -> None:
+        """A peer's link to us closed: it died or restarted, so ours to it is stale too."""
+        self.fail_calls(peer, "the link from it broke")
+        with self._lock:
+            sender = self._senders.get(peer)
+        if sender is not None:
+            sender.reset()
 
     def fail_calls(self, peer: int, reason: str) -> None:
         """The link to or from ``peer`` broke: its answers may never come."""

@@ -99,7 +99,6 @@ def test_prometheus_metrics_count_statements_and_raft_state(tmp_path: Path) -> N
         )
         assert leaders == 2.0
         conn.execute("ALTER TABLE m SPLIT AT VALUES (3)")
-        conn.execute("SELECT count(*) FROM m AS OF SYSTEM TIME follower_read_timestamp()")
 
         def total(name: str) -> float:
             return sum(
@@ -109,9 +108,10 @@ def test_prometheus_metrics_count_statements_and_raft_state(tmp_path: Path) -> N
                 if line.startswith(name + " ")
             )
 
-        wait_for(  # every replica applies the split
+        wait_for(  # every replica applies the split (followers learn its commit a bit later)
             "three replicas split", lambda: total("atlasql_range_splits_total") == 3.0
         )
+        conn.execute("SELECT count(*) FROM m AS OF SYSTEM TIME follower_read_timestamp()")
         assert total("atlasql_follower_reads_total") == 2.0  # one per range, nearest replica
     finally:
         c.stop_all()
