@@ -91,6 +91,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
     """The Raft group of one range on this node."""
 
     _request_ids = itertools.count(1)
+    _SyncObj__readonlyNodes: set[Any]  # pysyncobj's non-voters (see _send_to_voters)
 
     def __init__(
         self,
@@ -134,6 +135,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         self._pending_lock = threading.Lock()
         self._sent_mark = (-1, -1)
         self._commit_due: float | None = None
+        self._non_voters_due: float | None = None  # non-voters miss entries until then
         if len(journal) == 0 and engine.applied_index > 0:
             # A replica born with state (a split's right-hand side): its log starts with a
             # placeholder at that state's position, as after a snapshot.
@@ -726,6 +728,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             or len(self._SyncObj__commandsQueue._FastQueue__queue) > 0
             or self._pending_reads
             or self._commit_due is not None  # followers must hear the commit index first
+            or self._non_voters_due is not None
         ):
             self._quiet_since = None
             return False
@@ -793,25 +796,46 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         self._onTick(0.0)
         if not self._isLeader():
             return
+        now = time.monotonic()
         sent_last, sent_commit = self._sent_mark
-        if sent_last != self.journal.last_index:
-            self._SyncObj__sendAppendEntries()  # new entries go out at once
+        if self._non_voters_due is not None and now >= self._non_voters_due:
+            self._SyncObj__sendAppendEntries()
+        elif sent_last != self.journal.last_index:
+            # New entries go to the voters at once. Non-voters do not count for commit:
+            # they get them with the next full round (COMMIT_LINGER at most), off the
+            # commit path and batched under load.
+            if self._SyncObj__readonlyNodes:
+                self._send_to_voters()
+                if self._non_voters_due is None:
+                    self._non_voters_due = now + COMMIT_LINGER
+            else:
+                self._SyncObj__sendAppendEntries()
         elif sent_commit != int(self._SyncObj__raftCommitIndex):
             # Only the commit index moved: it rides on the next append (the common case
             # under load) or goes out alone after COMMIT_LINGER, saving a message and its
             # ack per follower per write. Followers apply that much later; the leader
             # answers the client as soon as it applied.
-            now = time.monotonic()
             if self._commit_due is None:
                 self._commit_due = now + COMMIT_LINGER
             elif now >= self._commit_due:
                 self._SyncObj__sendAppendEntries()
+
+    def _send_to_voters(self) -> None:
+        """An AppendEntries round for the voting followers only."""
+        non_voters = self._SyncObj__readonlyNodes
+        self._SyncObj__readonlyNodes = set()
+        try:
+            self._sent_mark = (self.journal.last_index, int(self._SyncObj__raftCommitIndex))
+            SyncObj._SyncObj__sendAppendEntries(self)
+        finally:
+            self._SyncObj__readonlyNodes = non_voters
 
     def _SyncObj__sendAppendEntries(self) -> None:  # noqa: N802 (library hook)
         """Every AppendEntries round (ours after a tick, or pysyncobj's heartbeat) notes the
         log end and commit index it told the followers about."""
         self._sent_mark = (self.journal.last_index, int(self._SyncObj__raftCommitIndex))
         self._commit_due = None
+        self._non_voters_due = None
         SyncObj._SyncObj__sendAppendEntries(self)
 
     def deliver(self, from_node: int, message: dict[str, Any]) -> None:
