@@ -8,6 +8,7 @@ Proposals wake the loop at once, so a commit does not wait for a timer.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import os
 import threading
@@ -66,6 +67,7 @@ class Store:
         self.log_store = LogStore(os.path.join(data_dir, "raft.log.db"))
         self._replicas: dict[int, _Replica] = {}
         self._active: set[int] = set()  # ranges that tick; the others are quiesced
+        self._resumed: set[int] = set()  # tick thread: active ranges told they are awake
         self._early: dict[int, collections.deque[tuple[float, int, dict[str, Any]]]] = {}
         self._lock = threading.Lock()
         self._create_lock = threading.Lock()
@@ -383,7 +385,6 @@ class Store:
 
     def _loop(self) -> None:
         last_sweep = 0.0
-        resumed: set[int] = set()
         while self._running:
             with self._lock:
                 idle = not self._active
@@ -403,6 +404,7 @@ class Store:
                 replicas = [
                     (rid, self._replicas[rid]) for rid in self._active if rid in self._replicas
                 ]
+            ticking: list[tuple[int, _Replica]] = []
             for rid, rep in replicas:
                 group = rep.group
                 if group.stopped_reason is not None:
@@ -410,48 +412,75 @@ class Store:
                     with self._lock:
                         self._active.discard(rid)
                     continue
-                if rid not in resumed:
+                if rid not in self._resumed:
                     group.resume(now, self._is_live)
-                    resumed.add(rid)
-                try:
-                    while rep.inbox:
-                        from_node, message = rep.inbox.popleft()
-                        try:
-                            group.deliver(from_node, message)
-                        except (KeyError, TypeError, ValueError, IndexError):
-                            log.warning(
-                                "range %d: malformed message from n%d dropped",
-                                group.range_id,
-                                from_node,
-                                exc_info=True,
-                            )
-                    group.before_tick(now)
-                    group.tick()
-                    group.note_applied()
-                    if group.has_pending_work():
-                        self._wake_event.set()
-                    elif not rep.inbox and group.can_quiesce(now, self._is_live):
-                        with self._lock:
-                            if not rep.inbox:
-                                self._active.discard(rid)
-                                resumed.discard(rid)
-                                group.quiesced_at = now
-                except LogFailure as exc:
-                    self._log_failed(str(exc))
+                    self._resumed.add(rid)
+                if self._guarded(group, functools.partial(self._deliver_inbox, rep)) is None:
                     break
-                except Exception:
-                    self.tick_errors += 1
-                    log.exception("range %d: tick failed", group.range_id)
-                    if group.stopped_reason is None:
-                        time.sleep(0.01)
-            # Group commit: one fsync for everything the groups appended in this iteration,
-            # and only then do their messages (acks, votes, appends) leave the node.
-            try:
-                self.log_store.flush()
-            except LogFailure as exc:
-                self._log_failed(str(exc))
+                ticking.append((rid, rep))
+            # The acks (and votes) the messages produced leave as soon as what they
+            # acknowledge is durable, before the groups apply what has been committed.
+            if not self._flush_and_release():
                 continue
-            self.transport.release()
+            for rid, rep in ticking:
+                if self._guarded(rep.group, functools.partial(self._tick, rid, rep, now)) is None:
+                    break
+            # Group commit: one fsync for everything the groups appended in this iteration,
+            # and only then do their messages (appends, votes) leave the node.
+            self._flush_and_release()
+
+    def _deliver_inbox(self, rep: _Replica) -> None:
+        group = rep.group
+        while rep.inbox:
+            from_node, message = rep.inbox.popleft()
+            try:
+                group.deliver(from_node, message)
+            except (KeyError, TypeError, ValueError, IndexError):
+                log.warning(
+                    "range %d: malformed message from n%d dropped",
+                    group.range_id,
+                    from_node,
+                    exc_info=True,
+                )
+
+    def _tick(self, rid: int, rep: _Replica, now: float) -> None:
+        group = rep.group
+        group.before_tick(now)
+        group.tick()
+        group.note_applied()
+        if group.has_pending_work():
+            self._wake_event.set()
+        elif not rep.inbox and group.can_quiesce(now, self._is_live):
+            with self._lock:
+                if not rep.inbox:
+                    self._active.discard(rid)
+                    self._resumed.discard(rid)
+                    group.quiesced_at = now
+
+    def _guarded(self, group: RangeGroup, step: Callable[[], None]) -> bool | None:
+        """Run one group's step; None when the node's log failed (stop this iteration)."""
+        try:
+            step()
+            return True
+        except LogFailure as exc:
+            self._log_failed(str(exc))
+            return None
+        except Exception:
+            self.tick_errors += 1
+            log.exception("range %d: tick failed", group.range_id)
+            if group.stopped_reason is None:
+                time.sleep(0.01)
+            return False
+
+    def _flush_and_release(self) -> bool:
+        """fsync what the groups wrote, then let the messages that depend on it go."""
+        try:
+            self.log_store.flush()
+        except LogFailure as exc:
+            self._log_failed(str(exc))
+            return False
+        self.transport.release()
+        return True
 
     # -- compaction and snapshots ----------------------------------------------------------
 
