@@ -17,7 +17,7 @@ from .errors import (
 )
 from .fsm import apply, result_to_proto
 from .group import RaftTiming, RangeGroup
-from .meta import META_RANGE_ID, read_catalog
+from .meta import META_RANGE_ID, catalog_version, read_catalog
 from .store import Store
 from .transport import GRPC_OPTIONS, SECRET_METADATA_KEY, FaultHooks, NodeTransport
 
@@ -40,6 +40,7 @@ __all__ = [
     "apply",
     "codec",
     "meta",
+    "catalog_version",
     "read_catalog",
     "result_to_proto",
 ]

@@ -384,6 +384,13 @@ def _drop_tables(engine: Engine, database: str, name: str | None) -> None:
     _q(engine, f"DELETE FROM _atlas_meta_ranges WHERE {idx_where}", tuple(params))
 
 
+def catalog_version(engine: Engine) -> int:
+    """The version of the catalog as of the engine's applied state (0: none yet)."""
+    if not engine.query("SELECT 1 FROM sqlite_schema WHERE name = '_atlas_meta_version'").rows:
+        return 0
+    return int(engine.query("SELECT version FROM _atlas_meta_version").rows[0][0])
+
+
 def read_catalog(engine: Engine) -> pb.Catalog:
     """The whole catalog as of the engine's applied state."""
     cat = pb.Catalog()

@@ -17,12 +17,32 @@ def database_key(name: str) -> str:
     return db_name(name).lower()
 
 
+class _Index:
+    """Lookups into one catalog version (built once per version: with a thousand ranges,
+    linear scans per lookup made the background loop's per-range checks quadratic)."""
+
+    def __init__(self, catalog: pb.Catalog) -> None:
+        self.tables: dict[tuple[str, str], pb.TableDescriptor] = {}
+        for t in catalog.tables:
+            self.tables.setdefault((t.name.lower(), database_key(t.database)), t)
+        self.ranges: dict[int, pb.RangeDescriptor] = {}
+        self.ranges_of: dict[tuple[str, str], list[pb.RangeDescriptor]] = {}
+        for r in catalog.ranges:
+            self.ranges.setdefault(r.range_id, r)
+            self.ranges_of.setdefault((r.table.lower(), database_key(r.database)), []).append(r)
+        self.nodes: dict[int, pb.NodeInfo] = {}
+        for n in catalog.nodes:
+            self.nodes.setdefault(n.node_id, n)
+        self.databases = {d.name.lower() for d in catalog.databases}
+
+
 class CatalogCache:
     """Latest catalog seen by this node; replaced only by a newer version."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._catalog = pb.Catalog()
+        self._index = _Index(self._catalog)
 
     @property
     def version(self) -> int:
@@ -32,49 +52,37 @@ class CatalogCache:
         with self._lock:
             return self._catalog
 
+    def _current(self) -> _Index:
+        with self._lock:
+            return self._index
+
     def update(self, catalog: pb.Catalog) -> bool:
         """Install ``catalog`` if it is newer; returns whether it was installed."""
         with self._lock:
             if catalog.version < self._catalog.version:
                 return False
-            self._catalog = catalog
+            if catalog is not self._catalog and (
+                catalog.version > self._catalog.version or not catalog.version
+            ):
+                self._catalog = catalog
+                self._index = _Index(catalog)
             return True
 
     def table(self, name: str, database: str = "") -> pb.TableDescriptor | None:
-        low, db = name.lower(), database_key(database)
-        for t in self.snapshot().tables:
-            if t.name.lower() == low and database_key(t.database) == db:
-                found: pb.TableDescriptor = t
-                return found
-        return None
+        return self._current().tables.get((name.lower(), database_key(database)))
 
     def ranges_of(self, table: str, database: str = "") -> list[pb.RangeDescriptor]:
-        low, db = table.lower(), database_key(database)
-        return [
-            r
-            for r in self.snapshot().ranges
-            if r.table.lower() == low and database_key(r.database) == db
-        ]
+        return list(self._current().ranges_of.get((table.lower(), database_key(database)), ()))
 
     def database_exists(self, name: str) -> bool:
         db = database_key(name)
-        return db == DEFAULT_DATABASE or any(
-            d.name.lower() == db for d in self.snapshot().databases
-        )
+        return db == DEFAULT_DATABASE or db in self._current().databases
 
     def range(self, range_id: int) -> pb.RangeDescriptor | None:
-        for r in self.snapshot().ranges:
-            if r.range_id == range_id:
-                found: pb.RangeDescriptor = r
-                return found
-        return None
+        return self._current().ranges.get(range_id)
 
     def node(self, node_id: int) -> pb.NodeInfo | None:
-        for n in self.snapshot().nodes:
-            if n.node_id == node_id:
-                found: pb.NodeInfo = n
-                return found
-        return None
+        return self._current().nodes.get(node_id)
 
 
 def range_for_key(ranges: list[pb.RangeDescriptor], key: bytes) -> pb.RangeDescriptor | None:

@@ -35,6 +35,7 @@ from raftgroups import (
     RangeNotFoundError,
     ReplicaStopped,
     Store,
+    catalog_version,
     read_catalog,
 )
 from router import (
@@ -289,6 +290,8 @@ class Node:
             group = self.store.get(META_RANGE_ID)
         except (RangeNotFoundError, ReplicaStopped):
             return None
+        if 0 < catalog_version(group.engine) <= self.catalog.version:
+            return self.catalog.snapshot()  # nothing new: skip reading the whole catalog
         return read_catalog(group.engine)
 
     def poll_catalog(self) -> None:
