@@ -879,6 +879,13 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
                 )
             return
         if mtype == "next_node_idx" and self._isLeader():
+            if RaftPeer(from_node) not in self._SyncObj__raftMatchIndex:
+                # A late ack from a replica this range no longer has (just removed):
+                # nothing to update (pysyncobj would raise KeyError on it).
+                log.debug(
+                    "range %d: ack from n%d, not a replica: dropped", self.range_id, from_node
+                )
+                return
             self._note_ack(from_node, message)
             match = self._SyncObj__raftMatchIndex.get(RaftPeer(from_node), 0)
             message = clamp_ack(message, int(match))

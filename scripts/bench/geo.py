@@ -5,9 +5,13 @@ Nine real nodes, three per region (n1-n3 us-east, n4-n6 us-west, n7-n9 eu-west),
 the configured round trip of its two regions. One database with the three regions, one table
 homed in each region and one GLOBAL table. For each region, a client connected only to a node
 of that region measures home-region writes, inserts and consistent reads, remote writes and
-reads (each remote region apart), and GLOBAL reads; then the leader of the us-east table is
-killed and the time to the first successful write, and after its restart the time until the
-leadership is in us-east again, are measured. Nothing here is an assertion: this is a report.
+reads (each remote region apart), follower reads of every table (``AS OF SYSTEM TIME
+follower_read_timestamp()``: served by the nearest replica, a non-voter in the client's region
+for the other regions' tables) and GLOBAL reads. Then the baseline: every table is re-homed to
+us-east (all leaders and voters there) and each region's client runs its home-table writes and
+reads again. Last, the leader of the us-east table is killed and the time to the first
+successful write, and after its restart the time until the leadership is in us-east again, are
+measured. Nothing here is an assertion: this is a report.
 
     python scripts/bench/geo.py --quick       # 50 requests per operation, ~3-5 min on 2 cores
     python scripts/bench/geo.py               # 200 requests per operation
@@ -53,6 +57,7 @@ ROWS = 1000  # preloaded rows per table, ids 1..ROWS
 FRESH_BASE = 1_000_000  # fresh insert ids start above this
 HOME_WRITE_MS = 5.0  # home-region write p50 target
 HOME_READ_MS = 3.0  # consistent read of a home-region row p50 target
+FOLLOWER_READ_MS = 3.0  # follower read of any row from any region p50 target
 REMOTE_WRITE_FACTOR = 1.2  # remote-row write p50 <= this x RTT to the row's home region
 FAILOVER_S = 2.0  # first write after the leader's death
 LEADER_HOME_S = 10.0  # leadership back in the home region after the restart
@@ -203,7 +208,7 @@ def describe(r: Row) -> str:
 @dataclass
 class Op:
     client: str  # client region
-    kind: str  # "write", "insert", "read", "global read"
+    kind: str  # "write", "insert", "read", "follower read", "global read"
     home: str  # home region of the table
     table: str
     latencies: list[float] = field(default_factory=list)
@@ -226,13 +231,17 @@ class Op:
             "insert": "insert (fresh key)",
             "read": "consistent read",
             "global read": "GLOBAL read",
-        }[self.kind]
+        }.get(self.kind, self.kind)
+        if self.kind == "follower read":
+            return f"follower read ({'GLOBAL' if self.table == 'g' else self.home} row)"
         if self.remote:
             return f"remote {name} (RTT {self.rtt:g} ms)"
         return name if self.table == "g" else f"home-region {name}"
 
     def bound(self) -> float | None:
         """The p50 target in ms, or None."""
+        if self.kind == "follower read":
+            return FOLLOWER_READ_MS
         if self.table == "g":
             return None
         if self.kind == "write":
@@ -280,6 +289,12 @@ def statement(op: Op, rng: random.Random, fresh: Fresh) -> tuple[str, tuple[int]
         return f"UPDATE {op.table} SET v = v + 1 WHERE id = ?", (rng.randint(1, ROWS),), "dml"
     if op.kind == "insert":
         return f"INSERT INTO {op.table} VALUES (?, 0)", (fresh(),), "dml"
+    if op.kind == "follower read":
+        return (
+            f"SELECT v FROM {op.table} AS OF SYSTEM TIME follower_read_timestamp() WHERE id = ?",
+            (rng.randint(1, ROWS),),
+            "read",
+        )
     return f"SELECT v FROM {op.table} WHERE id = ?", (rng.randint(1, ROWS),), "read"
 
 
@@ -358,6 +373,24 @@ def measure_region(
             ops.append(Op(client, "write", other, table_of(other)))
             ops.append(Op(client, "read", other, table_of(other)))
     ops.append(Op(client, "global read", PRIMARY, "g"))
+    for home in REGIONS:
+        ops.append(Op(client, "follower read", home, table_of(home)))
+    ops.append(Op(client, "follower read", PRIMARY, "g"))
+    return run_ops(cluster, conn, node, client, ops, args, rng, fresh, ranges_of)
+
+
+def run_ops(
+    cluster: Cluster,
+    conn: sqlfront.Connection,
+    node: int,
+    client: str,
+    ops: list[Op],
+    args: argparse.Namespace,
+    rng: random.Random,
+    fresh: Fresh,
+    ranges_of: dict[str, list[int]],
+) -> list[Op]:
+    """Measure ``ops`` in order through ``conn`` (closed afterwards), printing each."""
     try:
         for op in ops:
             t0 = time.monotonic()
@@ -377,6 +410,60 @@ def measure_region(
     finally:
         conn.close()
     return ops
+
+
+def rehome_all(cluster: Cluster, timeout: float) -> tuple[bool, float, list[Row]]:
+    """Baseline layout: every regional table homed in the primary region."""
+    conn = sqlfront.connect(cluster.addr(REGIONS[PRIMARY][0]), timeout=60)
+    try:
+        conn.execute("USE geo")
+        for region in REGIONS:
+            if region != PRIMARY:
+                conn.execute(
+                    f"ALTER TABLE {table_of(region)} SET LOCALITY REGIONAL BY TABLE IN '{PRIMARY}'"
+                )
+    finally:
+        conn.close()
+    return wait_placement(cluster, timeout)
+
+
+def measure_baseline(
+    cluster: Cluster,
+    client: str,
+    args: argparse.Namespace,
+    rng: random.Random,
+    fresh: Fresh,
+    ranges_of: dict[str, list[int]],
+) -> list[Op]:
+    """The client's home-table writes and reads with that table led from the primary region."""
+    node = REGIONS[client][0]
+    conn = sqlfront.connect(cluster.addr(node), timeout=30)
+    conn.execute("USE geo")
+    ops = [Op(client, kind, PRIMARY, table_of(client)) for kind in ("write", "read")]
+    return run_ops(cluster, conn, node, client, ops, args, rng, fresh, ranges_of)
+
+
+def report_baseline(geo_rows: list[dict[str, Any]], base_rows: list[dict[str, Any]]) -> None:
+    geo = {(r["client_region"], r["operation"], r["table"]): r for r in geo_rows}
+    table = []
+    for b in base_rows:
+        g = geo.get((b["client_region"], b["operation"], b["table"]))
+        if g is None:
+            continue
+        table.append(
+            [
+                b["client_region"],
+                f"{b['operation']} of its own rows ({b['table']})",
+                g["p50_ms"],
+                b["p50_ms"],
+                b["p50_ms"] / g["p50_ms"] if g["p50_ms"] else float("nan"),
+            ]
+        )
+    print(f"baseline: the same rows with every leader in {PRIMARY} (single-region layout)")
+    print_table(
+        ["client region", "operation", "geo p50 ms", "baseline p50 ms", "baseline / geo"], table
+    )
+    print()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -552,6 +639,11 @@ def report(rows: list[dict[str, Any]], fo: dict[str, Any]) -> list[str]:
         lambda r: r["client_region"],
     )
     summary(
+        f"follower read of any row from any region p50 <= {FOLLOWER_READ_MS:g} ms",
+        [r for r in rows if r["operation"] == "follower read"],
+        lambda r: f"{r['client_region']}<-{'GLOBAL' if r['table'] == 'g' else r['table_home']}",
+    )
+    summary(
         f"remote-row write p50 <= {REMOTE_WRITE_FACTOR:g} x RTT",
         [r for r in rows if r["operation"] == "write" and r["remote"]],
         lambda r: f"{r['client_region']}->{r['table_home']} (<= {r['target_p50_ms']:.1f})",
@@ -638,6 +730,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     fresh = Fresh()
     ops: list[Op] = []
+    base_ops: list[Op] = []
     fo: dict[str, Any] = {}
     placement: dict[str, Any] = {}
     with work_dir(args.nodes_dir, "bench-geo") as root:
@@ -674,6 +767,15 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
                 ops += measure_region(cluster, client, args, rng, fresh, ranges_of)
+            print(f"baseline: re-homing every table to {PRIMARY} ...", flush=True)
+            ok, took, ranges = rehome_all(cluster, args.placement_timeout)
+            print(
+                f"baseline: placement {'converged' if ok else 'did NOT converge'} in {took:.1f}s",
+                flush=True,
+            )
+            placement["baseline_converged"] = ok
+            for client in REGIONS:
+                base_ops += measure_baseline(cluster, client, args, rng, fresh, ranges_of)
             try:
                 fo = failover(cluster, args.failover_timeout)
             except Exception as exc:  # noqa: BLE001 - reported; the latency table still prints
@@ -687,6 +789,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     if not placement.get("converged"):
         print("NOTE: placement had not converged when the measurements started (see above).")
+    base_rows = [op.row() for op in base_ops]
+    report_baseline(rows, base_rows)
     lines = report(rows, fo)
     print_alarms(alarms)
     write_json(
@@ -698,6 +802,7 @@ def main(argv: list[str] | None = None) -> int:
             "regions": {r: [f"n{n}" for n in nodes] for r, nodes in REGIONS.items()},
             "placement": placement,
             "results": rows,
+            "baseline": base_rows,
             "failover": fo,
             "summary": lines,
             "atlasql_log_alarms": alarms,
