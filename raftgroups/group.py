@@ -607,6 +607,19 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             return {**message, "hb": self._last_hb_in}
         return message
 
+    def stale_ack(self, from_node: int, message: dict[str, Any]) -> bool:
+        """Whether ``message`` is an ack that tells this leader nothing new (the follower
+        already had everything). A quiesced leader ignores those: under a long RTT the acks
+        of its last heartbeats arrive after it quiesced, and waking for them made it send
+        heartbeats again, whose acks woke it again, forever."""
+        if message.get("type") != "next_node_idx" or not message.get("success"):
+            return False
+        if message.get("reset") or not self._isLeader():
+            return False
+        last = self.journal.last_index
+        match = self._SyncObj__raftMatchIndex.get(RaftPeer(from_node))
+        return match == last and int(message.get("next_node_idx", 0)) - 1 <= last
+
     def _note_ack(self, from_node: int, message: dict[str, Any]) -> None:
         sent = self._hb_sent.get(int(message.get("hb", 0)))
         if sent is not None and int(self._SyncObj__raftCurrentTerm) == self._hb_term:

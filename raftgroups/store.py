@@ -363,6 +363,8 @@ class Store:
                 if len(self._early) > _EARLY_RANGES:
                     self._early.pop(next(iter(self._early)))
                 return
+            if range_id not in self._active and rep.group.stale_ack(from_node, message):
+                return  # a quiesced leader stays asleep (see RangeGroup.stale_ack)
             rep.inbox.append((from_node, message))
             self._active.add(range_id)
         self._wake_event.set()
