@@ -92,6 +92,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
 
     _request_ids = itertools.count(1)
     _SyncObj__readonlyNodes: set[Any]  # pysyncobj's non-voters (see _send_to_voters)
+    _SyncObj__otherNodes: set[Any]  # pysyncobj's voting peers
 
     def __init__(
         self,
@@ -412,9 +413,14 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         """Peers whose next entry is no longer in our log (leader only)."""
         if not self._isLeader() or self.stopped_reason is not None:
             return []
+        return [int(p.id) for p in self._behind_log_start()]
+
+    def _behind_log_start(self) -> set[Any]:
+        """Followers (voters or not) whose next entry is before our log's first entry."""
         first = self.first_index()
         nxt = self._SyncObj__raftNextIndex
-        return [int(p.id) for p in self._SyncObj__otherNodes if nxt.get(p, first + 1) <= first]
+        peers = self._SyncObj__otherNodes | self._SyncObj__readonlyNodes
+        return {p for p in peers if nxt.get(p, first + 1) <= first}
 
     def peer_restarted(self, peer: int) -> None:
         """``peer``'s node restarted (new incarnation). Tick thread only.
@@ -835,13 +841,24 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
 
     def _send_to_voters(self) -> None:
         """An AppendEntries round for the voting followers only."""
-        non_voters = self._SyncObj__readonlyNodes
-        self._SyncObj__readonlyNodes = set()
+        self._sent_mark = (self.journal.last_index, int(self._SyncObj__raftCommitIndex))
+        self._append_round(non_voters=False)
+
+    def _append_round(self, *, non_voters: bool) -> None:
+        """pysyncobj's AppendEntries round, skipping followers that need a snapshot:
+        pysyncobj would try its own transfer for them (disabled: ours streams a SQLite
+        file) and spin until appendEntriesPeriod ran out, on every round."""
+        voters, readonly = self._SyncObj__otherNodes, self._SyncObj__readonlyNodes
+        behind = self._behind_log_start()
+        if not behind and non_voters:
+            SyncObj._SyncObj__sendAppendEntries(self)
+            return
+        self._SyncObj__otherNodes = voters - behind
+        self._SyncObj__readonlyNodes = (readonly - behind) if non_voters else set()
         try:
-            self._sent_mark = (self.journal.last_index, int(self._SyncObj__raftCommitIndex))
             SyncObj._SyncObj__sendAppendEntries(self)
         finally:
-            self._SyncObj__readonlyNodes = non_voters
+            self._SyncObj__otherNodes, self._SyncObj__readonlyNodes = voters, readonly
 
     def _SyncObj__sendAppendEntries(self) -> None:  # noqa: N802 (library hook)
         """Every AppendEntries round (ours after a tick, or pysyncobj's heartbeat) notes the
@@ -849,7 +866,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         self._sent_mark = (self.journal.last_index, int(self._SyncObj__raftCommitIndex))
         self._commit_due = None
         self._non_voters_due = None
-        SyncObj._SyncObj__sendAppendEntries(self)
+        self._append_round(non_voters=True)
 
     def deliver(self, from_node: int, message: dict[str, Any]) -> None:
         """Hand one peer message to pysyncobj, through the Raft §5.3 guards (``safety``)."""
