@@ -3,15 +3,17 @@
 Nine real nodes, three per region (n1-n3 us-east, n4-n6 us-west, n7-n9 eu-west), started with
 ``--rtt-matrix`` so that every inter-node message (Raft and forwarded gRPC) is delayed by half
 the configured round trip of its two regions. One database with the three regions, one table
-homed in each region and one GLOBAL table. For each region, a client connected only to a node
-of that region measures home-region writes, inserts and consistent reads, remote writes and
-reads (each remote region apart), follower reads of every table (``AS OF SYSTEM TIME
-follower_read_timestamp()``: served by the nearest replica, a non-voter in the client's region
-for the other regions' tables) and GLOBAL reads. Then the baseline: every table is re-homed to
-us-east (all leaders and voters there) and each region's client runs its home-table writes and
-reads again. Last, the leader of the us-east table is killed and the time to the first
-successful write, and after its restart the time until the leadership is in us-east again, are
-measured. Nothing here is an assertion: this is a report.
+homed in each region, one GLOBAL table and one REGIONAL BY ROW table. For each region, a
+client connected only to a node of that region measures home-region writes, inserts and
+consistent reads, remote writes and reads (each remote region apart), follower reads of every
+table (``AS OF SYSTEM TIME follower_read_timestamp()``: served by the nearest replica, a
+non-voter in the client's region for the other regions' tables), GLOBAL reads, and inserts
+into the REGIONAL BY ROW table keyed without its region (each checks the other regions for the
+key: the bench reports the cost). Then the baseline: every table is re-homed to us-east (all
+leaders and voters there) and each region's client runs its home-table writes and reads
+again. Last, the leader of the us-east table is killed and the time to the first successful
+write, and after its restart the time until the leadership is in us-east again, are measured.
+Nothing here is an assertion: this is a report.
 
     python scripts/bench/geo.py --quick       # 50 requests per operation, ~3-5 min on 2 cores
     python scripts/bench/geo.py               # 200 requests per operation
@@ -130,6 +132,9 @@ def create_schema(cluster: Cluster) -> None:
                 f"LOCALITY REGIONAL BY TABLE IN '{region}'"
             )
         conn.execute("CREATE TABLE g(id INTEGER PRIMARY KEY, v INTEGER) LOCALITY GLOBAL")
+        # REGIONAL BY ROW keyed by id alone: an insert checks the other regions for the key
+        # (global uniqueness); the bench reports what that costs.
+        conn.execute("CREATE TABLE rbr(id INTEGER PRIMARY KEY, v INTEGER) LOCALITY REGIONAL BY ROW")
     finally:
         conn.close()
     # Preload each table through a gateway of its home region (GLOBAL: the primary region).
@@ -208,7 +213,7 @@ def describe(r: Row) -> str:
 @dataclass
 class Op:
     client: str  # client region
-    kind: str  # "write", "insert", "read", "follower read", "global read"
+    kind: str  # "write", "insert", "read", "follower read", "global read", "checked insert"
     home: str  # home region of the table
     table: str
     latencies: list[float] = field(default_factory=list)
@@ -234,6 +239,8 @@ class Op:
         }.get(self.kind, self.kind)
         if self.kind == "follower read":
             return f"follower read ({'GLOBAL' if self.table == 'g' else self.home} row)"
+        if self.kind == "checked insert":
+            return "insert, REGIONAL BY ROW, global unique check"
         if self.remote:
             return f"remote {name} (RTT {self.rtt:g} ms)"
         return name if self.table == "g" else f"home-region {name}"
@@ -287,8 +294,8 @@ def statement(op: Op, rng: random.Random, fresh: Fresh) -> tuple[str, tuple[int]
     """SQL, parameters, and what a correct answer is ("1 row" affected or "a row" read)."""
     if op.kind == "write":
         return f"UPDATE {op.table} SET v = v + 1 WHERE id = ?", (rng.randint(1, ROWS),), "dml"
-    if op.kind == "insert":
-        return f"INSERT INTO {op.table} VALUES (?, 0)", (fresh(),), "dml"
+    if op.kind in ("insert", "checked insert"):
+        return f"INSERT INTO {op.table}(id, v) VALUES (?, 0)", (fresh(),), "dml"
     if op.kind == "follower read":
         return (
             f"SELECT v FROM {op.table} AS OF SYSTEM TIME follower_read_timestamp() WHERE id = ?",
@@ -373,6 +380,7 @@ def measure_region(
             ops.append(Op(client, "write", other, table_of(other)))
             ops.append(Op(client, "read", other, table_of(other)))
     ops.append(Op(client, "global read", PRIMARY, "g"))
+    ops.append(Op(client, "checked insert", client, "rbr"))
     for home in REGIONS:
         ops.append(Op(client, "follower read", home, table_of(home)))
     ops.append(Op(client, "follower read", PRIMARY, "g"))
@@ -736,7 +744,10 @@ def main(argv: list[str] | None = None) -> int:
     with work_dir(args.nodes_dir, "bench-geo") as root:
         cluster = start_cluster(root)
         try:
-            print("schema: database geo, tables t_us_east, t_us_west, t_eu_west, g ...", flush=True)
+            print(
+                "schema: database geo, tables t_us_east, t_us_west, t_eu_west, g, rbr ...",
+                flush=True,
+            )
             create_schema(cluster)
             print(
                 f"placement: waiting (<= {args.placement_timeout:g}s) for every range to be "
