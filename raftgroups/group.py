@@ -841,13 +841,14 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
 
     def _send_to_voters(self) -> None:
         """An AppendEntries round for the voting followers only."""
-        self._sent_mark = (self.journal.last_index, int(self._SyncObj__raftCommitIndex))
         self._append_round(non_voters=False)
 
     def _append_round(self, *, non_voters: bool) -> None:
         """pysyncobj's AppendEntries round, skipping followers that need a snapshot:
         pysyncobj would try its own transfer for them (disabled: ours streams a SQLite
-        file) and spin until appendEntriesPeriod ran out, on every round."""
+        file) and spin until appendEntriesPeriod ran out, on every round. Notes the log end
+        and commit index the round told the followers about."""
+        self._sent_mark = (self.journal.last_index, int(self._SyncObj__raftCommitIndex))
         voters, readonly = self._SyncObj__otherNodes, self._SyncObj__readonlyNodes
         behind = self._behind_log_start()
         if not behind and non_voters:
@@ -861,9 +862,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             self._SyncObj__otherNodes, self._SyncObj__readonlyNodes = voters, readonly
 
     def _SyncObj__sendAppendEntries(self) -> None:  # noqa: N802 (library hook)
-        """Every AppendEntries round (ours after a tick, or pysyncobj's heartbeat) notes the
-        log end and commit index it told the followers about."""
-        self._sent_mark = (self.journal.last_index, int(self._SyncObj__raftCommitIndex))
+        """Every full AppendEntries round (ours after a tick, or pysyncobj's heartbeat)."""
         self._commit_due = None
         self._non_voters_due = None
         self._append_round(non_voters=True)

@@ -417,7 +417,7 @@ class Store:
                 if rid not in self._resumed:
                     group.resume(now, self._is_live)
                     self._resumed.add(rid)
-                if self._guarded(group, functools.partial(self._deliver_inbox, rep)) is None:
+                if not self._guarded(group, functools.partial(self._deliver_inbox, rep)):
                     break
                 ticking.append((rid, rep))
             # The acks (and votes) the messages produced leave as soon as what they
@@ -425,7 +425,7 @@ class Store:
             if not self._flush_and_release():
                 continue
             for rid, rep in ticking:
-                if self._guarded(rep.group, functools.partial(self._tick, rid, rep, now)) is None:
+                if not self._guarded(rep.group, functools.partial(self._tick, rid, rep, now)):
                     break
             # Group commit: one fsync for everything the groups appended in this iteration,
             # and only then do their messages (appends, votes) leave the node.
@@ -459,20 +459,19 @@ class Store:
                     self._resumed.discard(rid)
                     group.quiesced_at = now
 
-    def _guarded(self, group: RangeGroup, step: Callable[[], None]) -> bool | None:
-        """Run one group's step; None when the node's log failed (stop this iteration)."""
+    def _guarded(self, group: RangeGroup, step: Callable[[], None]) -> bool:
+        """Run one group's step; False when the node's log failed (stop this iteration)."""
         try:
             step()
-            return True
         except LogFailure as exc:
             self._log_failed(str(exc))
-            return None
+            return False
         except Exception:
             self.tick_errors += 1
             log.exception("range %d: tick failed", group.range_id)
             if group.stopped_reason is None:
                 time.sleep(0.01)
-            return False
+        return True
 
     def _flush_and_release(self) -> bool:
         """fsync what the groups wrote, then let the messages that depend on it go."""

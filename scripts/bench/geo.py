@@ -364,12 +364,6 @@ def measure_region(
     fresh: Fresh,
     ranges_of: dict[str, list[int]],
 ) -> list[Op]:
-    node = REGIONS[client][0]
-    conn = sqlfront.connect(cluster.addr(node), timeout=30)
-    conn.execute("USE geo")
-    gateway = conn.execute("SELECT gateway_region()").fetchone()
-    if gateway != (client,):
-        print(f"WARNING: n{node} says its gateway region is {gateway}, expected {client}")
     ops = [
         Op(client, "write", client, table_of(client)),
         Op(client, "insert", client, table_of(client)),
@@ -384,13 +378,11 @@ def measure_region(
     for home in REGIONS:
         ops.append(Op(client, "follower read", home, table_of(home)))
     ops.append(Op(client, "follower read", PRIMARY, "g"))
-    return run_ops(cluster, conn, node, client, ops, args, rng, fresh, ranges_of)
+    return run_ops(cluster, client, ops, args, rng, fresh, ranges_of)
 
 
 def run_ops(
     cluster: Cluster,
-    conn: sqlfront.Connection,
-    node: int,
     client: str,
     ops: list[Op],
     args: argparse.Namespace,
@@ -398,7 +390,13 @@ def run_ops(
     fresh: Fresh,
     ranges_of: dict[str, list[int]],
 ) -> list[Op]:
-    """Measure ``ops`` in order through ``conn`` (closed afterwards), printing each."""
+    """Measure ``ops`` in order through a connection to the client region's first node."""
+    node = REGIONS[client][0]
+    conn = sqlfront.connect(cluster.addr(node), timeout=30)
+    conn.execute("USE geo")
+    gateway = conn.execute("SELECT gateway_region()").fetchone()
+    if gateway != (client,):
+        print(f"WARNING: n{node} says its gateway region is {gateway}, expected {client}")
     try:
         for op in ops:
             t0 = time.monotonic()
@@ -444,11 +442,8 @@ def measure_baseline(
     ranges_of: dict[str, list[int]],
 ) -> list[Op]:
     """The client's home-table writes and reads with that table led from the primary region."""
-    node = REGIONS[client][0]
-    conn = sqlfront.connect(cluster.addr(node), timeout=30)
-    conn.execute("USE geo")
     ops = [Op(client, kind, PRIMARY, table_of(client)) for kind in ("write", "read")]
-    return run_ops(cluster, conn, node, client, ops, args, rng, fresh, ranges_of)
+    return run_ops(cluster, client, ops, args, rng, fresh, ranges_of)
 
 
 def report_baseline(geo_rows: list[dict[str, Any]], base_rows: list[dict[str, Any]]) -> None:
