@@ -782,7 +782,7 @@ class DropDatabase(_message.Message):
     def __init__(self, name: _Optional[str] = ..., if_exists: _Optional[bool] = ..., cascade: _Optional[bool] = ...) -> None: ...
 
 class CommandResult(_message.Message):
-    __slots__ = ("columns", "rows", "rows_affected", "last_insert_rowid", "error", "returns_rows", "applied_index", "changeset", "incarnation", "txn_status", "moved_columns", "moved_rows")
+    __slots__ = ("columns", "rows", "rows_affected", "last_insert_rowid", "error", "returns_rows", "applied_index", "changeset", "incarnation", "txn_status", "moved_columns", "moved_rows", "lock_hold_ms")
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
     ROWS_AFFECTED_FIELD_NUMBER: _ClassVar[int]
@@ -795,6 +795,7 @@ class CommandResult(_message.Message):
     TXN_STATUS_FIELD_NUMBER: _ClassVar[int]
     MOVED_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     MOVED_ROWS_FIELD_NUMBER: _ClassVar[int]
+    LOCK_HOLD_MS_FIELD_NUMBER: _ClassVar[int]
     columns: _containers.RepeatedScalarFieldContainer[str]
     rows: _containers.RepeatedCompositeFieldContainer[Row]
     rows_affected: int
@@ -807,7 +808,8 @@ class CommandResult(_message.Message):
     txn_status: str
     moved_columns: _containers.RepeatedScalarFieldContainer[str]
     moved_rows: _containers.RepeatedCompositeFieldContainer[Row]
-    def __init__(self, columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., rows_affected: _Optional[int] = ..., last_insert_rowid: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., returns_rows: _Optional[bool] = ..., applied_index: _Optional[int] = ..., changeset: _Optional[bytes] = ..., incarnation: _Optional[int] = ..., txn_status: _Optional[str] = ..., moved_columns: _Optional[_Iterable[str]] = ..., moved_rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ...) -> None: ...
+    lock_hold_ms: int
+    def __init__(self, columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., rows_affected: _Optional[int] = ..., last_insert_rowid: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., returns_rows: _Optional[bool] = ..., applied_index: _Optional[int] = ..., changeset: _Optional[bytes] = ..., incarnation: _Optional[int] = ..., txn_status: _Optional[str] = ..., moved_columns: _Optional[_Iterable[str]] = ..., moved_rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., lock_hold_ms: _Optional[int] = ...) -> None: ...
 
 class RaftValue(_message.Message):
     __slots__ = ("none", "boolean", "integer", "real", "text", "data", "list", "map")

@@ -193,6 +193,8 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         self._last_hb_in = 0
         self._lease_blocked_until = 0.0
         self._lease_duration = 0.8 * timing.election_min
+        self._term_promised_until = 0.0  # see promise_term
+        self._promise_lock = threading.Lock()  # promise_term vs request_transfer and stop
         self.lease_reads = 0
         self._transport.on_send = self._annotate
         # Split hooks (the store creates and opens the right-hand replica).
@@ -370,9 +372,23 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
                 # Tell the followers to elect now (Raft's TimeoutNow): quiesced followers
                 # would otherwise wait for our node to look dead, and it may not.
                 term = int(self._SyncObj__raftCurrentTerm)
-                self._lease_blocked_until = float("inf")
-                for peer in self.peer_ids():
-                    self._transport.send_now(peer, {"type": "timeout_now", "term": term})
+                with self._promise_lock:
+                    self._lease_blocked_until = float("inf")
+                message = {"type": "timeout_now", "term": term}
+                peers = self.peer_ids()
+
+                def elect() -> None:
+                    for peer in peers:
+                        self._transport.send_now(peer, message)
+
+                # Not before this term's promises have run out (see promise_term).
+                wait = self._term_promised_until - time.monotonic()
+                if wait > 0:
+                    timer = threading.Timer(wait, elect)
+                    timer.daemon = True
+                    timer.start()
+                else:
+                    elect()
                 self._SyncObj__setState(_RAFT_STATE.FOLLOWER)
                 self._SyncObj__raftLeader = None
 
@@ -447,8 +463,12 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
 
     def request_transfer(self, target: int) -> bool:
         """Tick thread: send TimeoutNow to ``target`` if it has caught up; False otherwise."""
-        # The target skips pre-vote, so our lease guarantees nothing from now on.
-        self._lease_blocked_until = time.monotonic() + 2 * self._timing.election_max
+        with self._promise_lock:
+            # The target skips pre-vote, so our lease guarantees nothing from now on (and no
+            # new promise is made: a stream of readers cannot hold the transfer off).
+            self._lease_blocked_until = time.monotonic() + 2 * self._timing.election_max
+            if time.monotonic() < self._term_promised_until:
+                return False  # a promise of this term is still running (the caller retries)
         box: dict[str, int] = {}
         self.transferLeadership(RaftPeer(target), lambda res, err: box.setdefault("err", err))
         return bool(box.get("err") == FAIL_REASON.SUCCESS)
@@ -632,20 +652,58 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
             if sent > self._hb_acked.get(from_node, 0.0):
                 self._hb_acked[from_node] = sent
 
-    def lease_valid(self, now: float) -> bool:
-        """Whether this leader may serve a consistent read without a Raft round."""
+    def lease_end(self, now: float) -> float:
+        """When this leader's lease ends (monotonic clock); 0.0 if it holds none now."""
         if not self._isLeader() or self.stopped_reason is not None:
-            return False
+            return 0.0
         term = int(self._SyncObj__raftCurrentTerm)
         if now < self._lease_blocked_until or term != self._hb_term:
-            return False
+            return 0.0
         # Only once an entry of this term is committed does our commit index cover every
         # write acknowledged by earlier leaders.
         if self.journal.term_at(int(self._SyncObj__raftCommitIndex)) != term:
-            return False
+            return 0.0
         voters = {int(n.id) for n in self._SyncObj__otherNodes}
         acked = [t for p, t in self._hb_acked.items() if p in voters]
-        return now < lease_expiry(acked, len(voters) + 1, self._lease_duration)
+        end = lease_expiry(acked, len(voters) + 1, self._lease_duration)
+        return end if now < end else 0.0
+
+    def lease_valid(self, now: float) -> bool:
+        """Whether this leader may serve a consistent read without a Raft round."""
+        return self.lease_end(now) > 0.0
+
+    def promise_term(self, now: float) -> float:
+        """Promise that this term outlives the next seconds (returned; 0.0: no promise).
+
+        Under the lease no other replica can win an election (see lease.py); the two ways
+        this leader could hand over early, a leadership transfer and the TimeoutNow of a
+        stopping replica, wait until every promise has run out. Transactions rely on it: a
+        lock table lives as long as its term, so a promise says locks taken so far here
+        cannot be lost before it runs out (the coordinator then skips their validation)."""
+        with self._promise_lock:
+            lease = self.lease_end(now)
+            if not lease:
+                return 0.0
+            end = min(lease, now + self._lease_duration)
+            self._term_promised_until = max(self._term_promised_until, end)
+            return end - now
+
+    def renew_lease(self, wait: float) -> float:
+        """Send a heartbeat round now (no log entry) and wait up to ``wait`` seconds for the
+        acks that extend the lease to its full length; the promise (``promise_term``) then
+        possible. For readers of a quiesced range, whose lease runs down between requests."""
+        start = time.monotonic()
+        self._SyncObj__newAppendEntriesTime = 0.0  # pysyncobj: heartbeat round due now
+        self._wake()
+        deadline = start + wait
+        while True:
+            now = time.monotonic()
+            if self.lease_end(now) >= start + self._lease_duration or now >= deadline:
+                return self.promise_term(now)
+            time.sleep(0.0005)
+
+    def lease_duration(self) -> float:
+        return self._lease_duration
 
     def _read_under_lease(self, cmd: pb.Command, timeout: float) -> pb.CommandResult | None:
         """Serve a read locally if the lease holds; None to fall back to a log read."""

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 # How long an unknown-outcome autocommit write keeps its rows locked (it may still apply).
 _LINGER = 10.0
+# How long a read step may wait for its leader's lease to be renewed (Coordinator.commit).
+_RENEW_WAIT = 0.01
 # Locks of a transaction whose prepare/commit entry is in flight never expire before this.
 _COMMIT_GRACE = 30.0
 
@@ -215,6 +217,15 @@ class RangeTxns:
         res = fsm.result_to_proto(prov.result, g.applied_index())
         res.incarnation = table.incarnation
         res.changeset = prov.changeset
+        if s.read_only:
+            # The locks this transaction holds here outlive the promise: its commit need not
+            # come back to check them (Coordinator.commit). A lease run down (the range was
+            # quiet) is renewed first if its voters answer within _RENEW_WAIT: a promise too
+            # short to reach a remote gateway's COMMIT would cost it a round trip back here.
+            promise = g.promise_term(time.monotonic())
+            if promise < g.lease_duration() / 2:
+                promise = g.renew_lease(_RENEW_WAIT)
+            res.lock_hold_ms = int(promise * 1000)
         if prov.moved_rows:
             res.moved_columns.extend(prov.moved_columns)
             res.moved_rows.extend(row_to_proto(r) for r in prov.moved_rows)

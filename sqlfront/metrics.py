@@ -133,7 +133,9 @@ class NodeMetrics:
         self.txn_events = Counter(
             "atlasql_txn_events",
             "Transactions coordinated by this gateway: commit_fast (one range, one entry),"
-            " commit_2pc, commit_readonly, restart (40001), abort, unknown (40003).",
+            " commit_2pc, commit_readonly, restart (40001), abort, unknown (40003);"
+            " reader_unchecked: per read-only range a COMMIT did not check again (its leader"
+            " promised the locks would outlive the commit's start).",
             ["event"],
             registry=self.registry,
         )
