@@ -62,6 +62,9 @@ _REGULAR = bytes([_COMMAND_TYPE.REGULAR])
 _AMBIGUOUS = {FAIL_REASON.UNKNOWN_OUTCOME}
 
 
+# Seconds before a follower whose election is due asks again, while its leader's node looks
+# alive or after a pre-vote round (randomised: candidates rarely collide).
+_PREVOTE_RETRY = (0.05, 0.15)
 # How long a leader holds back an AppendEntries that would only carry a new commit index,
 # hoping to send it with the next entries instead (the store ticks active groups every 10 ms).
 COMMIT_LINGER = 0.005
@@ -182,6 +185,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         self.may_campaign: Callable[[], bool] = lambda: True
         self._prevote: tuple[int, set[int]] | None = None
         self._prevote_won = False
+        self._granted_prevote_at = 0.0  # when we last granted another candidate's pre-vote
         self._skip_prevote = False
         self._last_leader_contact = 0.0
         # Leader lease (see lease.py): heartbeat sequences we sent and when, and per peer the
@@ -742,14 +746,32 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         if not self.may_campaign():
             self._SyncObj__raftElectionDeadline = now + self._timing.election_max
             return
+        if (
+            self._prevote_won
+            and not self._skip_prevote
+            and now - self._granted_prevote_at < _PREVOTE_RETRY[0]
+        ):
+            # Another voter won its pre-vote with ours just now (the followers of a dead
+            # leader notice together): both electing themselves would split the vote and
+            # cost a whole election timeout. Step back; one of us asks again first.
+            self._prevote_won = False
+            self._SyncObj__raftElectionDeadline = now + random.uniform(*_PREVOTE_RETRY)
+            return
         if self._prevote_won or self._skip_prevote or self._SyncObj__transferInProgress:
             self._prevote_won = self._skip_prevote = False
             return  # let pysyncobj run the real election in this tick
+        leader = self._getLeader()
+        if leader is not None and self.is_live(int(leader.id)):
+            # Its node still sends node heartbeats: no voter would grant a pre-vote
+            # (_grant_prevote). Look again shortly instead of a whole election timeout
+            # later, so a failover takes the liveness window, not up to twice it.
+            self._SyncObj__raftElectionDeadline = now + random.uniform(*_PREVOTE_RETRY)
+            return
         term = int(self._SyncObj__raftCurrentTerm) + 1
         self._prevote = (term, {self.node_id})
-        self._SyncObj__raftElectionDeadline = now + random.uniform(
-            self._timing.election_min, self._timing.election_max
-        )
+        # A refused pre-vote costs no term: ask again soon (the voters may have seen the
+        # leader's node a moment later than we did).
+        self._SyncObj__raftElectionDeadline = now + random.uniform(*_PREVOTE_RETRY)
         ask = {
             "type": "pre_vote",
             "term": term,
@@ -769,10 +791,13 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         if theirs < ours:
             return False
         leader = self._getLeader()
-        if leader is None or int(leader.id) == from_node:
-            return True  # no leader, or our leader itself is asking: it no longer leads
-        heard_recently = now - self._last_leader_contact < self._timing.election_min
-        return not heard_recently and not self.is_live(int(leader.id))
+        # No leader, or our leader itself is asking (it no longer leads), or it is gone.
+        if leader is not None and int(leader.id) != from_node:
+            heard_recently = now - self._last_leader_contact < self._timing.election_min
+            if heard_recently or self.is_live(int(leader.id)):
+                return False
+        self._granted_prevote_at = now
+        return True
 
     def _on_prevote_response(self, from_node: int, message: dict[str, Any]) -> None:
         if self._prevote is None or int(message["term"]) != self._prevote[0]:
