@@ -826,7 +826,9 @@ class Gateway:
                 raise StatementError(
                     sqlstate.FEATURE_NOT_SUPPORTED,
                     "changing a table to or from REGIONAL BY ROW changes its primary key:"
-                    " create a new table with the locality and copy the rows",
+                    " create a new table with the locality and copy the rows through the"
+                    " client (e.g. the shell's \\copy t TO 'f.csv', then \\copy new(a, b) FROM"
+                    " 'f.csv'); writing one table from a SELECT of another is refused",
                 )
             self._meta(
                 pb.MetaOp(
