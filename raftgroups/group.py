@@ -676,8 +676,9 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         """Whether this leader may serve a consistent read without a Raft round."""
         return self.lease_end(now) > 0.0
 
-    def promise_term(self, now: float) -> float:
-        """Promise that this term outlives the next seconds (returned; 0.0: no promise).
+    def promise_term(self, now: float, term: int) -> float:
+        """Promise that ``term``, if it is the current one, outlives the next seconds
+        (returned; 0.0: no promise).
 
         Under the lease no other replica can win an election (see lease.py); the two ways
         this leader could hand over early, a leadership transfer and the TimeoutNow of a
@@ -686,13 +687,13 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         cannot be lost before it runs out (the coordinator then skips their validation)."""
         with self._promise_lock:
             lease = self.lease_end(now)
-            if not lease:
-                return 0.0
+            if not lease or self.current_term() != term:
+                return 0.0  # (a promise about another term than the caller's says nothing)
             end = min(lease, now + self._lease_duration)
             self._term_promised_until = max(self._term_promised_until, end)
             return end - now
 
-    def renew_lease(self, wait: float) -> float:
+    def renew_lease(self, wait: float, term: int) -> float:
         """Send a heartbeat round now (no log entry) and wait up to ``wait`` seconds for the
         acks that extend the lease to its full length; the promise (``promise_term``) then
         possible. For readers of a quiesced range, whose lease runs down between requests."""
@@ -703,7 +704,7 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         while True:
             now = time.monotonic()
             if self.lease_end(now) >= start + self._lease_duration or now >= deadline:
-                return self.promise_term(now)
+                return self.promise_term(now, term)
             time.sleep(0.0005)
 
     def lease_duration(self) -> float:

@@ -222,9 +222,12 @@ class RangeTxns:
             # come back to check them (Coordinator.commit). A lease run down (the range was
             # quiet) is renewed first if its voters answer within _RENEW_WAIT: a promise too
             # short to reach a remote gateway's COMMIT would cost it a round trip back here.
-            promise = g.promise_term(time.monotonic())
-            if promise < g.lease_duration() / 2:
-                promise = g.renew_lease(_RENEW_WAIT)
+            # The promise is about the term of the lock table the locks were taken in.
+            with self._lock:
+                term = self._term if self._table is table else -1
+            promise = g.promise_term(time.monotonic(), term)
+            if 0 <= term and promise < g.lease_duration() / 2:
+                promise = g.renew_lease(_RENEW_WAIT, term)
             res.lock_hold_ms = int(promise * 1000)
         if prov.moved_rows:
             res.moved_columns.extend(prov.moved_columns)
