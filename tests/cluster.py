@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -185,6 +187,23 @@ class Cluster:
             return "(no log)"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
+    def metrics_text(self, node: int) -> str:
+        """The node's Prometheus page (the cluster must be started with ``metrics=True``)."""
+        url = f"http://127.0.0.1:{self.http_ports[node]}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback
+            return str(resp.read().decode())
+
+    def metric(self, sample: str, *nodes: int) -> float:
+        """The sum over ``nodes`` (all by default) of the samples named exactly ``sample``,
+        labels included, e.g. ``'atlasql_txn_events_total{event="commit_fast"}'``."""
+        prefix = sample + " "
+        return sum(
+            float(line[len(prefix) :])
+            for node in nodes or sorted(self.ports)
+            for line in self.metrics_text(node).splitlines()
+            if line.startswith(prefix)
+        )
+
     def stop_all(self) -> None:
         for proc in self.procs.values():
             proc.send_signal(signal.SIGTERM)
@@ -194,3 +213,15 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 proc.kill()
         self.procs.clear()
+
+
+@contextlib.contextmanager
+def running(root: Path, **kwargs: object) -> Iterator[Cluster]:
+    """A started and initialised cluster (``Cluster`` arguments), stopped on exit."""
+    c = Cluster(root, **kwargs)  # type: ignore[arg-type]
+    c.start_all()
+    try:
+        c.init()
+        yield c
+    finally:
+        c.stop_all()

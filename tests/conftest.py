@@ -34,15 +34,10 @@ def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[object]:
 def module_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """One started and initialised 3-node cluster shared by a module's tests (starting one
     costs seconds; use distinct table names per test)."""
-    from tests.cluster import Cluster
+    from tests.cluster import running
 
-    c = Cluster(tmp_path_factory.mktemp("cluster"), n=3)
-    c.start_all()
-    try:
-        c.init()
+    with running(tmp_path_factory.mktemp("cluster"), n=3) as c:
         yield c
-    finally:
-        c.stop_all()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -68,8 +68,6 @@ def test_drain_then_decommission_a_node(tmp_path: Path) -> None:
 
 
 def test_prometheus_metrics_count_statements_and_raft_state(tmp_path: Path) -> None:
-    import urllib.request
-
     c = Cluster(tmp_path, n=3, metrics=True)
     c.start_all()
     try:
@@ -81,37 +79,17 @@ def test_prometheus_metrics_count_statements_and_raft_state(tmp_path: Path) -> N
         with pytest.raises(sqlfront.ProgrammingError):
             conn.execute("SELECT * FROM nope")
 
-        def scrape(node: int) -> str:
-            url = f"http://127.0.0.1:{c.http_ports[node]}/metrics"
-            with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback
-                return str(resp.read().decode())
-
-        text = scrape(1)
+        text = c.metrics_text(1)
         assert 'atlasql_sql_statements_total{kind="INSERT"} 5.0' in text
         assert 'atlasql_sql_errors_total{code="42P01"} 1.0' in text
         assert "atlasql_sql_statement_seconds_bucket" in text
         assert "atlasql_replicas 2.0" in text  # the meta range and m's range
-        leaders = sum(
-            float(line.split()[-1])
-            for node in (1, 2, 3)
-            for line in scrape(node).splitlines()
-            if line.startswith("atlasql_leaders ")
-        )
-        assert leaders == 2.0
+        assert c.metric("atlasql_leaders") == 2.0
         conn.execute("ALTER TABLE m SPLIT AT VALUES (3)")
-
-        def total(name: str) -> float:
-            return sum(
-                float(line.split()[-1])
-                for node in (1, 2, 3)
-                for line in scrape(node).splitlines()
-                if line.startswith(name + " ")
-            )
-
         wait_for(  # every replica applies the split (followers learn its commit a bit later)
-            "three replicas split", lambda: total("atlasql_range_splits_total") == 3.0
+            "three replicas split", lambda: c.metric("atlasql_range_splits_total") == 3.0
         )
         conn.execute("SELECT count(*) FROM m AS OF SYSTEM TIME follower_read_timestamp()")
-        assert total("atlasql_follower_reads_total") == 2.0  # one per range, nearest replica
+        assert c.metric("atlasql_follower_reads_total") == 2.0  # one per range, nearest replica
     finally:
         c.stop_all()

@@ -4,11 +4,10 @@ when it comes back it does not depose the healthy leader (engine hardening)."""
 from __future__ import annotations
 
 import time
-import urllib.request
 from pathlib import Path
 
 import sqlfront
-from tests.cluster import Cluster, wait_for
+from tests.cluster import Cluster, running, wait_for
 
 
 def _view(c: Cluster, node: int) -> dict[int, tuple[int, int]]:
@@ -45,25 +44,11 @@ def test_returning_partitioned_follower_does_not_disrupt_the_leader(cluster: Clu
         assert term == before[leader][rid][0], f"isolated node bumped range {rid}'s term"
 
 
-def _active_ranges(c: Cluster, node: int) -> float:
-    url = f"http://127.0.0.1:{c.http_ports[node]}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback
-        text = resp.read().decode()
-    return sum(
-        float(line.split()[-1])
-        for line in text.splitlines()
-        if line.startswith("atlasql_ranges_active ")
-    )
-
-
 def test_followers_of_a_dead_leader_elect_in_one_term(tmp_path: Path) -> None:
     """Quiesced followers notice a dead leader's node together (the same node heartbeat was
     their last); both winning a pre-vote and standing would split the vote and cost a whole
     election timeout. One of them steps back: the new leader is elected in the next term."""
-    c = Cluster(tmp_path, n=3, metrics=True)
-    c.start_all()
-    try:
-        c.init()
+    with running(tmp_path, n=3, metrics=True) as c:
         conn = sqlfront.connect(c.addrs())
         conn.execute("CREATE TABLE d(id INTEGER PRIMARY KEY)")
         conn.execute("INSERT INTO d VALUES (1)")
@@ -74,7 +59,7 @@ def test_followers_of_a_dead_leader_elect_in_one_term(tmp_path: Path) -> None:
             term = _view(c, leader)[range_id][0]
             wait_for(
                 "the followers quiesced",
-                lambda o=others: sum(_active_ranges(c, i) for i in o) == 0,  # type: ignore[misc]
+                lambda o=others: c.metric("atlasql_ranges_active", *o) == 0,  # type: ignore[misc]
                 timeout=30,
                 interval=0.02,
             )
@@ -94,5 +79,3 @@ def test_followers_of_a_dead_leader_elect_in_one_term(tmp_path: Path) -> None:
                     and _view(c, old)[range_id][1] == n
                 ),
             )
-    finally:
-        c.stop_all()

@@ -6,32 +6,22 @@ so only after its promises ran out, so a read whose locks moved away is still ca
 from __future__ import annotations
 
 import threading
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
 import sqlfront
-from tests.cluster import Cluster, wait_for
+from tests.cluster import Cluster, running, wait_for
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("promises"), n=3, metrics=True)
-    c.start_all()
-    try:
-        c.init()
+    with running(tmp_path_factory.mktemp("promises"), n=3, metrics=True) as c:
         yield c
-    finally:
-        c.stop_all()
 
 
 def _events(c: Cluster, node: int, event: str) -> float:
-    url = f"http://127.0.0.1:{c.http_ports[node]}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback
-        text = resp.read().decode()
-    prefix = f'atlasql_txn_events_total{{event="{event}"}} '
-    return sum(float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix))
+    return c.metric(f'atlasql_txn_events_total{{event="{event}"}}', node)
 
 
 def _two_ranges(conn: sqlfront.Connection, table: str) -> tuple[int, int]:
