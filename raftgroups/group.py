@@ -483,7 +483,9 @@ class RangeGroup(SyncObj):  # type: ignore[misc]
         self._SyncObj__connectedNodes.discard(RaftPeer(peer))
 
     def resume_peer(self, peer: int) -> None:
-        node = next((n for n in self._SyncObj__otherNodes if int(n.id) == peer), None)
+        """Send AppendEntries to ``peer`` (voter or non-voter) again. Tick thread only."""
+        peers = self._SyncObj__otherNodes | self._SyncObj__readonlyNodes
+        node = next((n for n in peers if int(n.id) == peer), None)
         if node is not None:
             self._SyncObj__connectedNodes.add(node)
 

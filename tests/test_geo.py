@@ -357,3 +357,28 @@ def test_regional_by_row_homes_rows_where_they_are_written(geo: Cluster) -> None
     assert west.execute("SELECT name FROM users WHERE id = 3").fetchall() == [("eve",)]
     far = west.execute("EXPLAIN ANALYZE SELECT name FROM users WHERE id = 3").fetchall()
     assert any("us-west->eu-west" in str(h[1]) for h in far[:-1]), far
+    # The non-voters of a region's range get its new writes: a follower read next to one is
+    # served there and sees them. (The ranges come from splits, so each of their replicas
+    # started from a snapshot, after which the leader must go on sending it entries.)
+    east_range = next(r for r in _details(east, "users") if r[2] == "/'us-east'")
+    far_node = next(n for n, r in _nodes(east_range[8]) if r == "eu-west")
+    far = sqlfront.connect(geo.addr(far_node))
+    far.execute("USE rides")
+    for key, name in ((60, "nia"), (61, "oto")):  # the first may still arrive in the snapshot
+        east.execute("INSERT INTO users(id, name) VALUES (?, ?)", (key, name))
+        bounded = (
+            "SELECT name FROM users AS OF SYSTEM TIME with_max_staleness('1s')"
+            f" WHERE crdb_region = 'us-east' AND id = {key}"
+        )
+
+        def served_nearby(sql: str = bounded, want: str = name) -> bool:
+            hop = str(far.execute("EXPLAIN ANALYZE " + sql).fetchall()[0][1])
+            if not hop.startswith(f"r{east_range[0]} on n{far_node} (follower read)"):
+                raise AssertionError(f"served by {hop}")
+            rows = far.execute(sql).fetchall()
+            if rows != [(want,)]:
+                raise AssertionError(f"the follower read gave {rows}")
+            return True
+
+        wait_for(f"the eu-west non-voter serves row {key}", served_nearby, timeout=20)
+    far.close()

@@ -21,6 +21,7 @@ class RecordingTransport:
 
     def __init__(self) -> None:
         self.sent: list[tuple[int, int, dict[str, Any]]] = []
+        self.peers: set[int] = set()
 
     def send(self, peer: int, range_id: int, message: dict[str, Any]) -> bool:
         self.sent.append((peer, range_id, message))
@@ -117,3 +118,27 @@ def test_stale_failed_ack_never_moves_next_index_below_match() -> None:
     assert clamp_ack(stale, match_index=10)["next_node_idx"] == 11
     fresh = {"type": "next_node_idx", "next_node_idx": 12, "reset": True, "success": False}
     assert clamp_ack(fresh, match_index=10)["next_node_idx"] == 12
+
+
+def test_a_paused_non_voter_is_resumed_after_its_snapshot(tmp_path: Path) -> None:
+    """While a follower receives a snapshot the leader stops sending it AppendEntries; after
+    it, the follower must be sent entries again, a non-voter as much as a voter (a non-voter
+    left out was never sent another entry, and kept its leader from quiescing)."""
+    store = LogStore(str(tmp_path / "log.db"))
+    group = RangeGroup(
+        range_id=9,
+        node_id=1,
+        peers=[1, 2, 3],
+        engine=Engine(str(tmp_path / "r9.sqlite")),
+        journal=RangeJournal(store, 9),
+        node_transport=RecordingTransport(),  # type: ignore[arg-type]
+        timing=RaftTiming(election_min=30, election_max=40, heartbeat=1, leader_fallback=5),
+        wake=lambda: None,
+        non_voters=[4],
+    )
+    connected = group._SyncObj__connectedNodes
+    for peer in (2, 4):
+        group.pause_peer(peer)
+        assert peer not in {int(n.id) for n in connected}
+        group.resume_peer(peer)
+        assert peer in {int(n.id) for n in connected}, f"n{peer} still paused"
