@@ -253,6 +253,9 @@ class Store:
         """Close and delete this node's replica (the range was dropped)."""
         with self._lock:
             rep = self._replicas.pop(range_id, None)
+            # (left in _active, the id kept the tick loop at its 10 ms pace for good)
+            self._active.discard(range_id)
+            self._resumed.discard(range_id)
         if rep is not None:
             rep.group.close()
         db_path = self._db_path(range_id)

@@ -27,7 +27,7 @@ def _rows(path: Path) -> int | None:
 
 
 def test_add_nonvoter_promote_and_remove_replicas(tmp_path: Path) -> None:
-    c = Cluster(tmp_path, n=4)
+    c = Cluster(tmp_path, n=4, metrics=True)
     c.start_all()
     try:
         c.init()
@@ -64,6 +64,13 @@ def test_add_nonvoter_promote_and_remove_replicas(tmp_path: Path) -> None:
         assert row[2] == ""
         gone = c.data_dir(leaving) / "ranges" / f"r{range_id}.sqlite"
         wait_for("removed replica deleted", lambda: not gone.exists(), timeout=30)
+        # Nothing of the removed replica keeps ticking on its old node: every range there
+        # quiesces (a removed range left in the tick set kept the node's loop at 100 Hz).
+        wait_for(
+            f"n{leaving} has no range ticking",
+            lambda: c.metric("atlasql_ranges_active", leaving) == 0,
+            timeout=30,
+        )
 
         # The new voter set can lose one node and still write.
         conn.execute(f"ALTER RANGE {range_id} RELOCATE LEADER TO {spare}")
