@@ -65,7 +65,7 @@ class ChannelPool:
         self.metadata = metadata
         self._rtt_to = rtt_to
 
-    def internal(self, address: str) -> rpc.InternalStub:
+    def _channel(self, address: str) -> grpc.Channel:
         with self._lock:
             ch = self._channels.get(address)
             if ch is None:
@@ -74,7 +74,14 @@ class ChannelPool:
                     rtt_to = self._rtt_to
                     ch = grpc.intercept_channel(ch, _DelayInterceptor(lambda: rtt_to(address)))
                 self._channels[address] = ch
-        return rpc.InternalStub(ch)
+        return ch
+
+    def internal(self, address: str) -> rpc.InternalStub:
+        return rpc.InternalStub(self._channel(address))
+
+    def admin(self, address: str) -> rpc.AdminStub:
+        """The peer's Admin service, on the same (delayed, reused) channel."""
+        return rpc.AdminStub(self._channel(address))
 
     def close(self) -> None:
         with self._lock:

@@ -799,7 +799,11 @@ class Node:
             return
         steps = 0
         spread = False
-        for desc, _policy, _rule, action in self.placement_plan():
+        # The meta leader's own applied catalog is the newest there is: no Raft entry (a
+        # consistent read would add one every pass once the meta range's lease ran out,
+        # waking its replicas every 2 s).
+        leaders = self.range_leaders(consistent=False)
+        for desc, _policy, _rule, action in self.placement_plan(leaders):
             self.allocator_reasons[desc.range_id] = action.reason
             if action.kind == "none" or steps >= _ALLOCATE_STEPS:
                 continue
@@ -837,7 +841,7 @@ class Node:
                 log.warning(
                     "allocator: range %d: %s failed: %s", desc.range_id, action.reason, exc.message
                 )
-        self.refresh_catalog()
+        self.poll_catalog()  # (the moves just made, as this meta leader applied them)
 
     def replicas_by_distance(self, desc: pb.RangeDescriptor) -> list[int]:
         """The range's replicas (voters and non-voters), nearest first: this node, then by
@@ -845,10 +849,10 @@ class Node:
         nodes = [*desc.replicas, *desc.non_voters]
         return sorted(nodes, key=lambda n: (n != self.node_id, self._geo_delay(n), n))
 
-    def range_leaders(self) -> dict[int, int]:
+    def range_leaders(self, *, consistent: bool = True) -> dict[int, int]:
         """range id -> the node that leads it, as the nodes report (unreachable: absent)."""
         leaders: dict[int, int] = {}
-        for st in self.cluster_status().nodes:
+        for st in self.cluster_status(consistent=consistent).nodes:
             for r in st.replicas:
                 if r.is_leader:
                     leaders[r.range_id] = st.node.node_id
@@ -1291,10 +1295,15 @@ class Node:
         self._disk_bytes, self._disk_measured_at = total, now
         return total
 
-    def cluster_status(self) -> pb.ClusterStatusResponse:
-        """Every known node's status, asked in parallel (unreachable ones flagged)."""
+    def cluster_status(self, *, consistent: bool = True) -> pb.ClusterStatusResponse:
+        """Every known node's status, asked in parallel (unreachable ones flagged). The node
+        list comes from a consistent catalog read, or with ``consistent=False`` from the
+        newest catalog this node has seen (the allocator's passes: no Raft entry)."""
         try:
-            self.refresh_catalog()
+            if consistent:
+                self.refresh_catalog()
+            else:
+                self.poll_catalog()
         except RangeUnavailableError:
             pass
         infos = {n.node_id: n for n in self.catalog.snapshot().nodes}
@@ -1311,8 +1320,7 @@ class Node:
                 status.disk_bytes = self.disk_bytes()
                 return status
             try:
-                with grpc.insecure_channel(info.address) as ch:
-                    r = rpc.AdminStub(ch).Status(pb.StatusRequest(), timeout=2.0)
+                r = self.channels.admin(info.address).Status(pb.StatusRequest(), timeout=2.0)
             except grpc.RpcError:
                 return status
             status.reachable = True
