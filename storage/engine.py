@@ -50,6 +50,7 @@ _PRAGMAS = (
 )
 
 _INTERNAL_PREFIX = "_atlas_"
+_INTERNAL_LIKE = _INTERNAL_PREFIX.replace("_", "\\_") + "%"  # LIKE pattern, ESCAPE '\'
 _NO_SPAN_CACHE = object()
 _INT64_MAX = 2**63 - 1
 
@@ -931,7 +932,9 @@ class Engine:
             schema = conn.execute(
                 "SELECT type, name, sql FROM src.sqlite_schema WHERE sql IS NOT NULL"
                 " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
-                f" AND name NOT LIKE '{_INTERNAL_PREFIX}%'"
+                # (escaped: a bare '_' matches any character, and a user table such as
+                # 'matlas1' was left out of the new range)
+                f" AND name NOT LIKE '{_INTERNAL_LIKE}' ESCAPE '\\'"
                 " ORDER BY type = 'table' DESC, rowid"
             ).fetchall()
             conn.execute("BEGIN")

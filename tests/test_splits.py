@@ -387,3 +387,31 @@ def _other_tables(conn: sqlfront.Connection) -> set[int]:
         out |= {int(r[0]) for r in conn.execute("SHOW RANGES").fetchall()}
     conn.execute("USE defaultdb")
     return out
+
+
+def test_split_child_keeps_tables_whose_names_look_like_internal_ones(tmp_path: Path) -> None:
+    """The new range of a split gets every user table of the old one: only atlasql's own
+    ``_atlas_*`` tables stay behind (a LIKE pattern without escapes also dropped names such
+    as ``matlas1``, whose rows the new range then lacked)."""
+    from storage import Engine
+    from storage.keys import encode_prefix
+
+    source = Engine(str(tmp_path / "r1.sqlite"))
+    source.apply(1, lambda e: e.execute("CREATE TABLE matlas1(id INTEGER PRIMARY KEY, v TEXT)"))
+    source.apply(2, lambda e: e.execute("INSERT INTO matlas1 VALUES (1, 'a'), (9, 'b')"))
+    source.close()
+    copied = Engine.create_split_child(
+        str(tmp_path / "r1.sqlite"),
+        str(tmp_path / "r2.sqlite"),
+        table="matlas1",
+        start_key=encode_prefix([5]),
+        end_key=b"",
+        base_index=3,
+        voters=[1, 2, 3],
+        non_voters=[],
+        generation=1,
+    )
+    assert copied == 1
+    child = Engine(str(tmp_path / "r2.sqlite"))
+    assert list(child.query("SELECT id, v FROM matlas1").rows) == [(9, "b")]
+    child.close()
