@@ -340,7 +340,7 @@ class RangeDescriptor(_message.Message):
     def __init__(self, range_id: _Optional[int] = ..., table: _Optional[str] = ..., start_key: _Optional[bytes] = ..., end_key: _Optional[bytes] = ..., replicas: _Optional[_Iterable[int]] = ..., generation: _Optional[int] = ..., non_voters: _Optional[_Iterable[int]] = ..., database: _Optional[str] = ...) -> None: ...
 
 class TableDescriptor(_message.Message):
-    __slots__ = ("table_id", "name", "create_sql", "index_sql", "schema_version", "database", "locality")
+    __slots__ = ("table_id", "name", "create_sql", "index_sql", "schema_version", "database", "locality", "converting")
     TABLE_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CREATE_SQL_FIELD_NUMBER: _ClassVar[int]
@@ -348,6 +348,7 @@ class TableDescriptor(_message.Message):
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     DATABASE_FIELD_NUMBER: _ClassVar[int]
     LOCALITY_FIELD_NUMBER: _ClassVar[int]
+    CONVERTING_FIELD_NUMBER: _ClassVar[int]
     table_id: int
     name: str
     create_sql: str
@@ -355,7 +356,8 @@ class TableDescriptor(_message.Message):
     schema_version: int
     database: str
     locality: str
-    def __init__(self, table_id: _Optional[int] = ..., name: _Optional[str] = ..., create_sql: _Optional[str] = ..., index_sql: _Optional[_Iterable[str]] = ..., schema_version: _Optional[int] = ..., database: _Optional[str] = ..., locality: _Optional[str] = ...) -> None: ...
+    converting: str
+    def __init__(self, table_id: _Optional[int] = ..., name: _Optional[str] = ..., create_sql: _Optional[str] = ..., index_sql: _Optional[_Iterable[str]] = ..., schema_version: _Optional[int] = ..., database: _Optional[str] = ..., locality: _Optional[str] = ..., converting: _Optional[str] = ...) -> None: ...
 
 class DatabaseDescriptor(_message.Message):
     __slots__ = ("name", "primary_region", "regions", "survival")
@@ -558,7 +560,7 @@ class ChecksumOp(_message.Message):
     def __init__(self) -> None: ...
 
 class SqlWrite(_message.Message):
-    __slots__ = ("sql", "params", "named_params", "insert_table", "batch", "span", "schema_version", "new_schema_version", "ddl_table", "ddl_database", "locks")
+    __slots__ = ("sql", "params", "named_params", "insert_table", "batch", "span", "schema_version", "new_schema_version", "ddl_table", "ddl_database", "locks", "rename_table_to")
     class NamedParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -577,6 +579,7 @@ class SqlWrite(_message.Message):
     DDL_TABLE_FIELD_NUMBER: _ClassVar[int]
     DDL_DATABASE_FIELD_NUMBER: _ClassVar[int]
     LOCKS_FIELD_NUMBER: _ClassVar[int]
+    RENAME_TABLE_TO_FIELD_NUMBER: _ClassVar[int]
     sql: str
     params: _containers.RepeatedCompositeFieldContainer[Value]
     named_params: _containers.MessageMap[str, Value]
@@ -588,7 +591,8 @@ class SqlWrite(_message.Message):
     ddl_table: str
     ddl_database: str
     locks: _containers.RepeatedCompositeFieldContainer[Span]
-    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., insert_table: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., span: _Optional[_Union[Span, _Mapping]] = ..., schema_version: _Optional[int] = ..., new_schema_version: _Optional[int] = ..., ddl_table: _Optional[str] = ..., ddl_database: _Optional[str] = ..., locks: _Optional[_Iterable[_Union[Span, _Mapping]]] = ...) -> None: ...
+    rename_table_to: str
+    def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., insert_table: _Optional[str] = ..., batch: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., span: _Optional[_Union[Span, _Mapping]] = ..., schema_version: _Optional[int] = ..., new_schema_version: _Optional[int] = ..., ddl_table: _Optional[str] = ..., ddl_database: _Optional[str] = ..., locks: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., rename_table_to: _Optional[str] = ...) -> None: ...
 
 class SqlRead(_message.Message):
     __slots__ = ("sql", "params", "named_params", "catalog", "span", "schema_version", "max_staleness_ms", "locks")
@@ -618,7 +622,7 @@ class SqlRead(_message.Message):
     def __init__(self, sql: _Optional[str] = ..., params: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., named_params: _Optional[_Mapping[str, Value]] = ..., catalog: _Optional[bool] = ..., span: _Optional[_Union[Span, _Mapping]] = ..., schema_version: _Optional[int] = ..., max_staleness_ms: _Optional[int] = ..., locks: _Optional[_Iterable[_Union[Span, _Mapping]]] = ...) -> None: ...
 
 class MetaOp(_message.Message):
-    __slots__ = ("register_node", "create_table", "drop_table", "add_index", "drop_index", "update_range", "allocate_range_ids", "upsert_ranges", "alter_table", "create_database", "drop_database", "alter_database", "set_locality")
+    __slots__ = ("register_node", "create_table", "drop_table", "add_index", "drop_index", "update_range", "allocate_range_ids", "upsert_ranges", "alter_table", "create_database", "drop_database", "alter_database", "set_locality", "convert_table")
     REGISTER_NODE_FIELD_NUMBER: _ClassVar[int]
     CREATE_TABLE_FIELD_NUMBER: _ClassVar[int]
     DROP_TABLE_FIELD_NUMBER: _ClassVar[int]
@@ -632,6 +636,7 @@ class MetaOp(_message.Message):
     DROP_DATABASE_FIELD_NUMBER: _ClassVar[int]
     ALTER_DATABASE_FIELD_NUMBER: _ClassVar[int]
     SET_LOCALITY_FIELD_NUMBER: _ClassVar[int]
+    CONVERT_TABLE_FIELD_NUMBER: _ClassVar[int]
     register_node: NodeInfo
     create_table: CreateTable
     drop_table: DropTable
@@ -645,7 +650,26 @@ class MetaOp(_message.Message):
     drop_database: DropDatabase
     alter_database: AlterDatabase
     set_locality: SetLocality
-    def __init__(self, register_node: _Optional[_Union[NodeInfo, _Mapping]] = ..., create_table: _Optional[_Union[CreateTable, _Mapping]] = ..., drop_table: _Optional[_Union[DropTable, _Mapping]] = ..., add_index: _Optional[_Union[AddIndex, _Mapping]] = ..., drop_index: _Optional[_Union[DropIndex, _Mapping]] = ..., update_range: _Optional[_Union[UpdateRange, _Mapping]] = ..., allocate_range_ids: _Optional[_Union[AllocateRangeIds, _Mapping]] = ..., upsert_ranges: _Optional[_Union[UpsertRanges, _Mapping]] = ..., alter_table: _Optional[_Union[AlterTable, _Mapping]] = ..., create_database: _Optional[_Union[CreateDatabase, _Mapping]] = ..., drop_database: _Optional[_Union[DropDatabase, _Mapping]] = ..., alter_database: _Optional[_Union[AlterDatabase, _Mapping]] = ..., set_locality: _Optional[_Union[SetLocality, _Mapping]] = ...) -> None: ...
+    convert_table: ConvertTable
+    def __init__(self, register_node: _Optional[_Union[NodeInfo, _Mapping]] = ..., create_table: _Optional[_Union[CreateTable, _Mapping]] = ..., drop_table: _Optional[_Union[DropTable, _Mapping]] = ..., add_index: _Optional[_Union[AddIndex, _Mapping]] = ..., drop_index: _Optional[_Union[DropIndex, _Mapping]] = ..., update_range: _Optional[_Union[UpdateRange, _Mapping]] = ..., allocate_range_ids: _Optional[_Union[AllocateRangeIds, _Mapping]] = ..., upsert_ranges: _Optional[_Union[UpsertRanges, _Mapping]] = ..., alter_table: _Optional[_Union[AlterTable, _Mapping]] = ..., create_database: _Optional[_Union[CreateDatabase, _Mapping]] = ..., drop_database: _Optional[_Union[DropDatabase, _Mapping]] = ..., alter_database: _Optional[_Union[AlterDatabase, _Mapping]] = ..., set_locality: _Optional[_Union[SetLocality, _Mapping]] = ..., convert_table: _Optional[_Union[ConvertTable, _Mapping]] = ...) -> None: ...
+
+class ConvertTable(_message.Message):
+    __slots__ = ("database", "table", "phase", "locality", "shadow", "schema_version", "create_sql")
+    DATABASE_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    LOCALITY_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CREATE_SQL_FIELD_NUMBER: _ClassVar[int]
+    database: str
+    table: str
+    phase: str
+    locality: str
+    shadow: str
+    schema_version: int
+    create_sql: str
+    def __init__(self, database: _Optional[str] = ..., table: _Optional[str] = ..., phase: _Optional[str] = ..., locality: _Optional[str] = ..., shadow: _Optional[str] = ..., schema_version: _Optional[int] = ..., create_sql: _Optional[str] = ...) -> None: ...
 
 class AlterTable(_message.Message):
     __slots__ = ("name", "create_sql", "schema_version", "index_names", "index_sql", "database")

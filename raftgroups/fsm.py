@@ -271,9 +271,12 @@ def apply(engine: Engine, command: pb.Command, index: int, term: int = 0) -> pb.
                 )
                 if w.new_schema_version and res.error is None:
                     span = eng.span()
-                    eng.set_schema_version(
-                        span[0] if span else w.ddl_table, w.new_schema_version, w.ddl_database
-                    )
+                    table = span[0] if span else w.ddl_table
+                    if w.rename_table_to:
+                        table = w.rename_table_to
+                        if span is not None:
+                            eng.set_span(table, span[1], span[2], eng.span_database())
+                    eng.set_schema_version(table, w.new_schema_version, w.ddl_database)
         elif op == "meta":
             res = apply_meta(eng, command.meta)
         elif op == "barrier":

@@ -66,9 +66,13 @@ def _q(engine: Engine, sql: str, params: tuple[object, ...] = ()) -> StatementRe
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Create the catalog tables (idempotent; runs inside the first meta entry)."""
+    """Create the catalog tables (idempotent; runs inside every meta entry), and add the
+    columns later versions introduced to a catalog made before them."""
     for stmt in _SCHEMA:
         _q(engine, stmt)
+    columns = {str(r[1]) for r in _q(engine, "PRAGMA table_info(_atlas_meta_tables)").rows}
+    if "converting" not in columns:
+        _q(engine, "ALTER TABLE _atlas_meta_tables ADD COLUMN converting TEXT NOT NULL DEFAULT ''")
 
 
 def _bump(engine: Engine) -> None:
@@ -291,6 +295,8 @@ def apply_meta(engine: Engine, op: pb.MetaOp) -> StatementResult:
         return StatementResult(rows_affected=1)
     if kind == "alter_database":
         return _alter_database(engine, op.alter_database)
+    if kind == "convert_table":
+        return _convert_table(engine, op.convert_table)
     if kind == "set_locality":
         sl = op.set_locality
         db = db_name(sl.database)
@@ -373,6 +379,62 @@ def _alter_database(engine: Engine, ad: pb.AlterDatabase) -> StatementResult:
     return StatementResult(rows_affected=1)
 
 
+def _convert_table(engine: Engine, ct: pb.ConvertTable) -> StatementResult:
+    """The catalog side of a conversion to or from REGIONAL BY ROW (see pb.ConvertTable)."""
+    db = db_name(ct.database)
+    if not _table_exists(engine, db, ct.table):
+        return _fail(sqlstate.UNDEFINED_TABLE, f"no such table: {ct.table}")
+    where = (db, ct.table)
+    if ct.phase == "begin":
+        _q(
+            engine,
+            "UPDATE _atlas_meta_tables SET converting = ?, schema_version = ?"
+            " WHERE database = ? AND name = ?",
+            (ct.locality, ct.schema_version, *where),
+        )
+    elif ct.phase == "abort":
+        _q(
+            engine,
+            "UPDATE _atlas_meta_tables SET converting = '',"
+            " schema_version = max(schema_version, ?) WHERE database = ? AND name = ?",
+            (ct.schema_version, *where),
+        )
+    elif ct.phase == "swap":
+        if not _table_exists(engine, db, ct.shadow):
+            return _fail(sqlstate.UNDEFINED_TABLE, f"no such table: {ct.shadow}")
+        converting = _q(
+            engine,
+            "SELECT converting FROM _atlas_meta_tables WHERE database = ? AND name = ?",
+            where,
+        ).rows[0][0]
+        if not converting:
+            return _fail(
+                sqlstate.SERIALIZATION_FAILURE,
+                f"table {ct.table} is not being converted (the conversion was aborted)",
+            )
+        _drop_tables(engine, db, ct.table)
+        for table, column in (
+            ("_atlas_meta_tables", "name"),
+            ("_atlas_meta_indexes", "table_name"),
+            ("_atlas_meta_ranges", "table_name"),
+        ):
+            _q(
+                engine,
+                f"UPDATE {table} SET {column} = ? WHERE database = ? AND {column} = ?",
+                (ct.table, db, ct.shadow),
+            )
+        _q(
+            engine,
+            "UPDATE _atlas_meta_tables SET converting = '', schema_version = ?, create_sql = ?"
+            " WHERE database = ? AND name = ?",
+            (ct.schema_version, ct.create_sql, *where),
+        )
+    else:
+        return _fail(sqlstate.INVALID_PARAMETER, f"unknown conversion phase {ct.phase!r}")
+    _bump(engine)
+    return StatementResult(rows_affected=1)
+
+
 def _drop_tables(engine: Engine, database: str, name: str | None) -> None:
     """Forget one table (or every table of a database), its indexes and its ranges."""
     where, params = "database = ?", [database]
@@ -420,12 +482,15 @@ def read_catalog(engine: Engine) -> pb.Catalog:
     ).rows:
         key = (str(database).lower(), str(table_name).lower())
         indexes.setdefault(key, []).append(str(index_sql))
-    for table_id, database, name, create_sql, schema_version, locality in engine.query(
-        "SELECT table_id, database, name, create_sql, schema_version, locality"
-        " FROM _atlas_meta_tables ORDER BY table_id"
+    columns = {str(r[1]) for r in engine.query("PRAGMA table_info(_atlas_meta_tables)").rows}
+    converting_column = "converting" if "converting" in columns else "''"
+    for table_id, database, name, create_sql, schema_version, locality, converting in engine.query(
+        "SELECT table_id, database, name, create_sql, schema_version, locality,"
+        f" {converting_column} FROM _atlas_meta_tables ORDER BY table_id"
     ).rows:
         cat.tables.add(
             locality=str(locality),
+            converting=str(converting),
             table_id=int(table_id),
             database=str(database),
             name=str(name),

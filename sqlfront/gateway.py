@@ -16,6 +16,7 @@ so a multi-range write never half-applies.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import datetime
@@ -72,10 +73,13 @@ from .regions import (
     SET_LOCALITY_RE,
     SHOW_GEO_RE,
     GeoSyntaxError,
+    describe_locality,
+    locality_clause,
     parse_database_options,
     parse_locality,
     region_name,
     regional_by_row_table,
+    reshaped_create,
     row_region_column,
     split_locality,
     unique_per_region,
@@ -135,6 +139,7 @@ _DATABASE_RE = re.compile(
     re.I,
 )
 _CREATE_TABLE_RE = re.compile(r"^\s*CREATE\s+(?:TEMP\w*\s+)?TABLE\b", re.I)
+_WITHOUT_ROWID_TAIL = re.compile(r"(?<=\))\s*WITHOUT\s+ROWID\s*;?\s*$", re.I)
 _LOCALITY: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "atlasql_locality", default=None
 )
@@ -152,6 +157,12 @@ _AS_OF_RE = re.compile(
 FOLLOWER_READ_STALENESS_MS = 4800  # follower_read_timestamp(): as CockroachDB, now - 4.8 s
 _GATEWAY_REGION_RE = re.compile(r"\bgateway_region\s*\(\s*\)", re.I)
 _DB: contextvars.ContextVar[str] = contextvars.ContextVar("atlasql_database", default="")
+_INTERNAL: contextvars.ContextVar[bool] = contextvars.ContextVar("atlasql_internal", default=False)
+"""Set while the gateway runs its own statements on tables with reserved names (the copy a
+locality conversion writes)."""
+_CONVERT_PREFIX = "_atlasconv_"  # (not "_atlas_": SQLite files keep those to atlasql)
+_CONVERT_BATCH = 500  # rows per INSERT while a conversion copies a table
+_CONVERT_WAIT = 60.0  # seconds a write waits for a conversion of its table to finish
 _TXN: contextvars.ContextVar[Txn | None] = contextvars.ContextVar("atlasql_txn", default=None)
 _BEGIN_RE = re.compile(
     r"^\s*(?:BEGIN(?:\s+(?:DEFERRED|IMMEDIATE|EXCLUSIVE))?(?:\s+TRANSACTION)?"
@@ -213,6 +224,8 @@ class Cluster(Protocol):
     sender: RangeSender
 
     def refresh_catalog(self) -> None: ...
+
+    def poll_catalog(self) -> None: ...
 
     def meta_descriptor(self) -> pb.RangeDescriptor | None: ...
 
@@ -292,6 +305,10 @@ class _Hop:
     def __post_init__(self) -> None:
         if self.ms < 0:
             self.ms = (time.perf_counter() - self.started) * 1000
+
+
+def _rename_sql(old: str, new: str) -> str:
+    return f"ALTER TABLE {_quote_ident(old)} RENAME TO {_quote_ident(new)}"
 
 
 def _moved(res: pb.CommandResult) -> bool:
@@ -736,7 +753,9 @@ class Gateway:
                 request = pb.ExecuteRequest(sql=stripped, database=request.database)
                 _LOCALITY.set(locality)
         try:
-            statements = _parse_cached(request.sql)
+            # sqlglot does not know SQLite's WITHOUT ROWID: parse without it (the ranges get
+            # the CREATE TABLE text as written).
+            statements = _parse_cached(_WITHOUT_ROWID_TAIL.sub("", request.sql))
         except SqlError as exc:
             return _error(exc.code, exc.message, exc.position, exc.line, exc.column)
         if len(statements) != 1:
@@ -822,14 +841,15 @@ class Gateway:
             locality = parse_locality(m.group("loc"))
             if locality.startswith("table:"):
                 self._check_regions([locality[len("table:") :]])
-            if locality.startswith("row:") or table.locality.startswith("row:"):
+            if locality.startswith("row:") and table.locality.startswith("row:"):
                 raise StatementError(
                     sqlstate.FEATURE_NOT_SUPPORTED,
-                    "changing a table to or from REGIONAL BY ROW changes its primary key:"
-                    " create a new table with the locality and copy the rows through the"
-                    " client (e.g. the shell's \\copy t TO 'f.csv', then \\copy new(a, b) FROM"
-                    " 'f.csv'); writing one table from a SELECT of another is refused",
+                    f"table {table.name} is already REGIONAL BY ROW: to use another region"
+                    " column, convert it to REGIONAL BY TABLE first",
                 )
+            if locality.startswith("row:") or table.locality.startswith("row:"):
+                return self._convert_table(table, locality)
+            self._not_converting(table)
             self._meta(
                 pb.MetaOp(
                     set_locality=pb.SetLocality(
@@ -1398,7 +1418,7 @@ class Gateway:
         return res
 
     def _table(self, name: str) -> pb.TableDescriptor:
-        if name.lower().startswith(_RESERVED_PREFIXES):
+        if name.lower().startswith(_RESERVED_PREFIXES) and not _INTERNAL.get():
             raise StatementError(sqlstate.INSUFFICIENT_PRIVILEGE, f"{name} is reserved for atlasql")
         db = _DB.get()
         table = self._cluster.catalog.table(name, db)
@@ -1473,10 +1493,17 @@ class Gateway:
         return served
 
     def _on_every_range(
-        self, table: pb.TableDescriptor, request: pb.ExecuteRequest, sql: str, undo: str | None
+        self,
+        table: pb.TableDescriptor,
+        request: pb.ExecuteRequest,
+        sql: str,
+        undo: str | None,
+        *,
+        rename_to: str = "",
     ) -> pb.ExecuteResponse | None:
         """Run a schema statement on each range of ``table``; on a failure, ``undo`` runs on
-        the ranges that took it and the error is returned."""
+        the ranges that took it and the error is returned. ``rename_to``: the statement
+        renames the ranges' table (their span records follow)."""
         for attempt in _replans():
             if attempt:
                 table = self._table(table.name)  # the catalog was refreshed
@@ -1491,6 +1518,7 @@ class Gateway:
                     new_schema_version=new,
                     ddl_table=table.name,
                     ddl_database=_DB.get(),
+                    rename_table_to=rename_to,
                 )
                 cmd = self._command(request, write=ddl)
                 if done:
@@ -1570,7 +1598,7 @@ class Gateway:
         name = table_expr.name if isinstance(table_expr, exp.Table) else ""
         if not name:
             raise StatementError(sqlstate.SYNTAX_ERROR, "CREATE TABLE needs a table name")
-        if name.lower().startswith(_RESERVED_PREFIXES):
+        if name.lower().startswith(_RESERVED_PREFIXES) and not _INTERNAL.get():
             raise StatementError(
                 sqlstate.INVALID_NAME, f"table names starting with {name[:6]!r} are reserved"
             )
@@ -1654,6 +1682,7 @@ class Gateway:
         if not isinstance(table_expr, exp.Table):
             raise StatementError(sqlstate.SYNTAX_ERROR, "CREATE INDEX needs ON table(columns)")
         table = self._table(table_expr.name)
+        self._not_converting(table)
         sql = request.sql.strip().rstrip(";").strip()
         if tree.args.get("unique") and len(self._ranges(table.name, refresh=True)) > 1:
             raise StatementError(
@@ -1685,6 +1714,7 @@ class Gateway:
         if not isinstance(target, exp.Table) or not target.name:
             raise StatementError(sqlstate.SYNTAX_ERROR, "ALTER TABLE needs a table name")
         table = self._table(target.name)
+        self._not_converting(table)
         actions = list(tree.args.get("actions") or [])
         if len(actions) != 1:
             raise StatementError(sqlstate.SYNTAX_ERROR, "ALTER TABLE takes one action")
@@ -1740,6 +1770,244 @@ class Gateway:
         )
         return pb.ExecuteResponse(rows_affected=-1)
 
+    # -- locality conversions (to or from REGIONAL BY ROW) -----------------------------------
+
+    def _not_converting(self, table: pb.TableDescriptor) -> None:
+        if table.converting:
+            raise StatementError(
+                sqlstate.SERIALIZATION_FAILURE,
+                f"table {table.name} is being converted to"
+                f" {describe_locality(table.converting)}; retry when it is done",
+            )
+
+    def _unless_converting(self, table: pb.TableDescriptor) -> pb.TableDescriptor:
+        """A write to a table whose rows a locality conversion is copying waits until the
+        new table has taken its place (then it is planned against that table), so no write
+        made meanwhile is lost; reads go on from the old table."""
+        if not table.converting:
+            return table
+        deadline = time.monotonic() + _CONVERT_WAIT
+        cancel = _CANCEL.get()
+        while table.converting:
+            if time.monotonic() > deadline:
+                raise StatementError(
+                    sqlstate.SERIALIZATION_FAILURE,
+                    f"table {table.name} is still being converted to"
+                    f" {describe_locality(table.converting)} after {_CONVERT_WAIT:.0f} s; if"
+                    " the node running the ALTER TABLE died, run it again to finish",
+                )
+            if cancel is not None and cancel.wait(0.05):
+                raise StatementError(sqlstate.QUERY_CANCELED, "canceling statement")
+            if cancel is None:
+                time.sleep(0.05)
+            self._cluster.poll_catalog()
+            table = self._table(table.name)
+        return table
+
+    def _convert_table(self, table: pb.TableDescriptor, locality: str) -> pb.ExecuteResponse:
+        """ALTER TABLE t SET LOCALITY to or from REGIONAL BY ROW: the primary key changes
+        (the region column leads it, or leaves it), so the rows are copied into a new table
+        of the new shape, which then takes the old one's place in one catalog change.
+
+        1. Fence: the table's ranges move to the next schema version and the catalog marks
+           the table converting. Reads go on; writes wait (``_unless_converting``), and
+           statements planned before are refused by the ranges and re-planned.
+        2. Create the copy (``_atlasconv_<id>_<random>``) with the target locality (a
+           REGIONAL BY ROW copy gets a range per region), and copy the rows: into a
+           REGIONAL BY ROW table, each row is homed in the table's old home region unless
+           the region column already exists (then its value decides).
+        3. Rename the copy's SQLite table to the table's name in each of its ranges, then
+           swap in the catalog (one meta entry): the waiting writes go to the new ranges.
+        4. The old ranges' table is renamed out of the way, so every node drops them; the
+           table's (non-unique) indexes are created again on the new ranges.
+
+        Any failure before the swap drops the copy and lifts the fence. Running the ALTER
+        again on a table still marked converting (its gateway died) starts over.
+        """
+        if _TXN.get() is not None:
+            raise StatementError(
+                sqlstate.FEATURE_NOT_SUPPORTED,
+                "changing a table to or from REGIONAL BY ROW cannot run inside a transaction",
+            )
+        db = _DB.get()
+        if any(parse(sql)[0].args.get("unique") for sql in table.index_sql):
+            raise StatementError(
+                sqlstate.FEATURE_NOT_SUPPORTED,
+                f"table {table.name} has a UNIQUE index: a REGIONAL BY ROW table is split per"
+                " region, and UNIQUE indexes across ranges are not supported yet",
+            )
+        column = row_region_column(locality)
+        home = self._home_region(table.locality if table.locality != "global" else "")
+        token = _INTERNAL.set(True)
+        request = pb.ExecuteRequest()
+        try:
+            # A conversion whose gateway died left its copy behind: drop it.
+            prefix = f"{_CONVERT_PREFIX}{table.table_id}_"
+            for t in self._cluster.catalog.snapshot().tables:
+                if _in_current_database(t.database) and t.name.lower().startswith(prefix):
+                    self._meta(
+                        pb.MetaOp(drop_table=pb.DropTable(name=t.name, if_exists=True, database=db))
+                    )
+            failed = self._on_every_range(table, request, "SELECT 1", None)
+            if failed is not None:
+                return failed
+            fenced = int(self._table(table.name).schema_version) + 1
+            self._meta(
+                pb.MetaOp(
+                    convert_table=pb.ConvertTable(
+                        database=db,
+                        table=table.name,
+                        phase="begin",
+                        locality=locality,
+                        schema_version=fenced,
+                    )
+                )
+            )
+            shadow = f"{prefix}{uuid.uuid4().hex[:8]}"
+            renamed: list[pb.RangeDescriptor] = []
+            try:
+                self._copy_into(table, shadow, locality, column, home)
+                copy = self._table(shadow)
+                renamed = list(self._ranges(shadow))
+                failed = self._on_every_range(
+                    copy,
+                    request,
+                    _rename_sql(shadow, table.name),
+                    None,
+                    rename_to=table.name,
+                )
+                if failed is not None:
+                    raise StatementError(failed.error.code, failed.error.message)
+                # The old ranges stop serving (even gateways whose catalog still shows
+                # them re-plan, instead of reading rows without the writes made after the
+                # swap); then the swap points every gateway at the new ranges.
+                old_ranges = list(self._ranges(table.name, refresh=True))
+                self._ddl_on(old_ranges, table.name, fenced, "SELECT 1")
+                fenced += 1
+                self._meta(
+                    pb.MetaOp(
+                        convert_table=pb.ConvertTable(
+                            database=db,
+                            table=table.name,
+                            phase="swap",
+                            shadow=shadow,
+                            schema_version=int(copy.schema_version) + 1,
+                            create_sql=reshaped_create(copy.create_sql, table.name),
+                        )
+                    )
+                )
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self._meta(
+                        pb.MetaOp(drop_table=pb.DropTable(name=shadow, if_exists=True, database=db))
+                    )
+                for desc in renamed:  # (ranges that took the rename hold the table's name)
+                    with contextlib.suppress(Exception):
+                        retired = f"_atlas_retired_{desc.range_id}"
+                        self._ddl_on(
+                            [desc],
+                            table.name,
+                            int(copy.schema_version) + 1,
+                            _rename_sql(table.name, retired),
+                            retired,
+                        )
+                with contextlib.suppress(Exception):
+                    self._meta(
+                        pb.MetaOp(
+                            convert_table=pb.ConvertTable(
+                                database=db,
+                                table=table.name,
+                                phase="abort",
+                                schema_version=fenced,
+                            )
+                        )
+                    )
+                raise
+            # Rename the old ranges' table, so that every node drops them (a range whose
+            # table has the name of a table would pass for an unrecorded split of it).
+            for desc in old_ranges:
+                retired = f"_atlas_retired_{desc.range_id}"
+                self._ddl_on([desc], table.name, fenced, _rename_sql(table.name, retired), retired)
+            for index_sql in table.index_sql:
+                made = self._execute(pb.ExecuteRequest(sql=index_sql, database=db))
+                if made.error.code:
+                    return _error(
+                        made.error.code,
+                        f"{table.name} was converted, but its index failed: {index_sql}:"
+                        f" {made.error.message}",
+                    )
+        finally:
+            _INTERNAL.reset(token)
+        return pb.ExecuteResponse(rows_affected=-1)
+
+    def _copy_into(
+        self, table: pb.TableDescriptor, shadow: str, locality: str, column: str, home: str
+    ) -> None:
+        """Create ``shadow`` with the shape ``locality`` gives ``table`` and copy its rows."""
+        db = _DB.get()
+        if column:
+            create = reshaped_create(table.create_sql, shadow)
+        else:
+            source = row_region_column(table.locality)
+            create = reshaped_create(
+                table.create_sql,
+                shadow,
+                drop_key_column="" if unique_per_region(table.locality) else source,
+            )
+        made = self._execute(
+            pb.ExecuteRequest(sql=f"{create} LOCALITY {locality_clause(locality)}", database=db)
+        )
+        if made.error.code:
+            raise StatementError(made.error.code, made.error.message)
+        rows = self._execute(
+            pb.ExecuteRequest(sql=f"SELECT * FROM {_quote_ident(table.name)}", database=db)
+        )
+        if rows.error.code:
+            raise StatementError(rows.error.code, rows.error.message)
+        columns = list(rows.columns)
+        extra: list[pb.Value] = []
+        if column and column.lower() not in (c.lower() for c in columns):
+            columns.append(column)
+            extra.append(pb.Value(text=home))
+        insert = (
+            f"INSERT INTO {_quote_ident(shadow)} ({', '.join(_quote_ident(c) for c in columns)})"
+            f" VALUES ({', '.join('?' for _ in columns)})"
+        )
+        batch = list(rows.rows)
+        for start in range(0, len(batch), _CONVERT_BATCH):
+            request = pb.ExecuteRequest(sql=insert, database=db)
+            for row in batch[start : start + _CONVERT_BATCH]:
+                request.batch.add().values.extend([*row.values, *extra])
+            done = self._execute(request)
+            if done.error.code:
+                raise StatementError(done.error.code, done.error.message)
+
+    def _ddl_on(
+        self,
+        ranges: list[pb.RangeDescriptor],
+        name: str,
+        version: int,
+        sql: str,
+        rename_to: str = "",
+    ) -> None:
+        """Move ``ranges`` (at schema ``version``) to the next version with ``sql``, whatever
+        the catalog says of them; a range that refuses is logged (best effort)."""
+        for desc in ranges:
+            write = pb.SqlWrite(
+                sql=sql,
+                span=_span(desc),
+                schema_version=version,
+                new_schema_version=version + 1,
+                ddl_table=name,
+                ddl_database=_DB.get(),
+                rename_table_to=rename_to,
+            )
+            cmd = pb.Command(write=write)
+            cmd.session_id, cmd.seq = self._next_internal()
+            res = self._cluster.sender.send(desc, cmd)
+            if res.HasField("error") and res.error.code:
+                log.warning("range %d: %s: %s", desc.range_id, sql, res.error.message)
+
     def _drop_index(self, tree: exp.Drop, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
         name = _drop_target(tree)
         self._cluster.refresh_catalog()
@@ -1771,7 +2039,7 @@ class Gateway:
             target = target.this
         if not isinstance(target, exp.Table):
             raise StatementError(sqlstate.SYNTAX_ERROR, "cannot find the target table")
-        table = self._table(target.name)
+        table = self._unless_converting(self._table(target.name))
         others = [n for n in _table_names(tree) if n.lower() != table.name.lower()]
         if others:
             raise StatementError(
@@ -1806,9 +2074,9 @@ class Gateway:
             write.named_params[k].CopyFrom(v)
         cmd = self._command(request, write=write)
         for attempt in _replans():
-            ranges = self._ranges(table.name, refresh=attempt > 0)
             if attempt:
-                table = self._table(table.name)
+                table = self._unless_converting(self._table(table.name))
+            ranges = self._ranges(table.name, refresh=attempt > 0)
             targets, locks = self._write_targets(rewritten, table, ranges, request, sql)
             cmd.write.schema_version = table.schema_version
             del cmd.write.locks[:]
@@ -1821,7 +2089,10 @@ class Gateway:
             run = functools.partial(
                 self._write_in_txn, table, targets, cmd.write, insert, move_out=move, ranges=ranges
             )
-            unique = insert and locks and self._needs_global_check(tree, table)
+            # (A conversion's copy comes from a table whose key was unique: no check.)
+            unique = (
+                insert and locks and not _INTERNAL.get() and self._needs_global_check(tree, table)
+            )
             if unique:
                 run = functools.partial(self._checked_insert, run, table, ranges, locks or [])
             if txn is None and (len(targets) > 1 or move or unique):

@@ -231,11 +231,60 @@ __all__ = [
     "SHOW_GEO_RE",
     "GeoSyntaxError",
     "describe_locality",
+    "locality_clause",
     "parse_database_options",
     "parse_locality",
     "region_name",
     "regional_by_row_table",
+    "reshaped_create",
     "row_region_column",
     "split_locality",
     "unique_per_region",
 ]
+
+
+def locality_clause(locality: str) -> str:
+    """The LOCALITY clause (without the keyword) that ``parse_locality`` reads back.
+
+    >>> [locality_clause(x) for x in ("", "table:us-west", "global", "row:r:per-region")][1:]
+    ["REGIONAL BY TABLE IN 'us-west'", 'GLOBAL', 'REGIONAL BY ROW AS r']
+    """
+    if locality == "global":
+        return "GLOBAL"
+    if locality.startswith("row:"):
+        return f"REGIONAL BY ROW AS {row_region_column(locality)}"
+    if locality.startswith("table:"):
+        region = locality[len("table:") :].replace("'", "''")
+        return f"REGIONAL BY TABLE IN '{region}'"
+    return "REGIONAL BY TABLE IN PRIMARY REGION"
+
+
+def reshaped_create(create_sql: str, name: str, *, drop_key_column: str = "") -> str:
+    """``create_sql`` (one CREATE TABLE) for a table called ``name``; with ``drop_key_column``,
+    that column leaves the table's PRIMARY KEY (it stays a column): a REGIONAL BY ROW table
+    turned back into a plain one.
+
+    >>> reshaped_create('CREATE TABLE u(id INT NOT NULL, r TEXT, PRIMARY KEY (r, id))'
+    ...                 ' WITHOUT ROWID', 'v', drop_key_column='r')
+    'CREATE TABLE "v" (id INTEGER NOT NULL PRIMARY KEY, r TEXT) WITHOUT ROWID'
+    """
+    from sqlglot import exp
+
+    from .dialect import AtlasDialect, parse
+
+    text = create_sql.strip().rstrip(";").strip()
+    without_rowid = _WITHOUT_ROWID_RE.search(text)
+    if without_rowid:
+        text = text[: without_rowid.start() + 1]
+    tree = parse(text)[0]
+    schema = tree.this if isinstance(tree, exp.Create) else None
+    if not isinstance(schema, exp.Schema) or not isinstance(schema.this, exp.Table):
+        raise GeoSyntaxError("expected CREATE TABLE t (columns ...)")
+    schema.this.replace(exp.Table(this=exp.to_identifier(name, quoted=True)))
+    if drop_key_column:
+        for item in schema.expressions:
+            if isinstance(item, exp.PrimaryKey):
+                kept = [c for c in item.expressions if c.name.lower() != drop_key_column.lower()]
+                item.set("expressions", kept)
+    out = tree.sql(dialect=AtlasDialect)
+    return out + (" WITHOUT ROWID" if without_rowid else "")

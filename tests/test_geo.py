@@ -4,13 +4,15 @@ says what the allocator is doing. Real node processes with localities."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
+import grpc
 import pytest
 
 import sqlfront
-from proto import pb
+from proto import pb, rpc
 from tests.cluster import Cluster, wait_for
 
 REGIONS = {
@@ -346,8 +348,8 @@ def test_regional_by_row_homes_rows_where_they_are_written(geo: Cluster) -> None
         "uniqueness probe" in str(r[2])
         for r in west.execute("EXPLAIN INSERT INTO visits(id) VALUES (2)")
     )
-    with pytest.raises(sqlfront.NotSupportedError):
-        east.execute("ALTER TABLE users SET LOCALITY GLOBAL")
+    with pytest.raises(sqlfront.NotSupportedError, match="already REGIONAL BY ROW"):
+        east.execute("ALTER TABLE users SET LOCALITY REGIONAL BY ROW AS name")
     # Locality-optimized search: a lookup by key without the region asks the gateway's own
     # region first, and only goes further when the row is not there.
     west.execute("INSERT INTO users(id, name) VALUES (50, 'wes')")
@@ -406,3 +408,127 @@ def test_a_settled_cluster_adds_nothing_to_the_meta_log(geo: Cluster) -> None:
         return time.monotonic() - seen["since"] >= 7.0
 
     wait_for("7 s without a new meta log entry", unchanged_for_three_passes, timeout=90)
+
+
+def test_set_locality_to_and_from_regional_by_row_keeps_every_write(geo: Cluster) -> None:
+    """ALTER TABLE ... SET LOCALITY REGIONAL BY ROW (and back) copies the rows into a table
+    of the new shape while a client keeps writing: the writes wait for the copy instead of
+    failing, and every acknowledged one is in the converted table."""
+    east = sqlfront.connect(geo.addr(1))
+    east.execute(
+        "CREATE DATABASE IF NOT EXISTS conv PRIMARY REGION 'us-east' REGIONS 'us-west', 'eu-west'"
+    )
+    east.execute("USE conv")
+    east.execute("CREATE TABLE acct(id INTEGER PRIMARY KEY, bal INTEGER NOT NULL)")
+    east.execute("CREATE INDEX acct_bal ON acct(bal)")
+    east.executemany("INSERT INTO acct VALUES (?, ?)", [(i, 100) for i in range(1, 301)])
+    old_ranges = {int(r[0]) for r in _details(east, "acct")}
+
+    def write_while(convert: str, first_id: int) -> tuple[list[int], list[str]]:
+        acked: list[int] = []
+        errors: list[str] = []
+        stop = threading.Event()
+
+        def writer() -> None:
+            conn = sqlfront.connect(geo.addr(2))
+            conn.execute("USE conv")
+            key = first_id
+            while not stop.is_set():
+                try:
+                    conn.execute("INSERT INTO acct(id, bal) VALUES (?, 1)", (key,))
+                    acked.append(key)
+                    conn.execute("UPDATE acct SET bal = bal + 1 WHERE id = 1")
+                except sqlfront.Error as exc:
+                    errors.append(f"{key}: {exc}")
+                key += 1
+            conn.close()
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            wait_for("the writer under way", lambda: len(acked) >= 3, timeout=20)
+            east.execute(f"ALTER TABLE acct SET LOCALITY {convert}")
+            written = len(acked)
+            wait_for("writes after the conversion", lambda: len(acked) >= written + 3, timeout=30)
+        finally:
+            stop.set()
+            thread.join(timeout=30)
+        return acked, errors
+
+    acked, errors = write_while("REGIONAL BY ROW", 1000)
+    assert errors == [], errors
+    ids = {int(r[0]) for r in east.execute("SELECT id FROM acct").fetchall()}
+    assert ids == set(range(1, 301)) | set(acked)
+    # The old rows stay homed where the table was; the table now has a range per region.
+    assert east.execute(
+        "SELECT count(*) FROM acct WHERE id <= 300 AND crdb_region = 'us-east'"
+    ).fetchone() == (300,)
+    homes = sorted(str(r[4]) for r in _details(east, "acct"))
+    assert {"us-east", "us-west", "eu-west"} <= set(homes), homes
+    west = sqlfront.connect(geo.addr(4))
+    west.execute("USE conv")
+    west.execute("INSERT INTO acct(id, bal) VALUES (5000, 7)")
+    assert east.execute("SELECT crdb_region FROM acct WHERE id = 5000").fetchone() == ("us-west",)
+    (bal,) = east.execute("SELECT bal FROM acct WHERE id = 1").fetchone()
+    assert bal >= 100 + len(acked) - 1  # the UPDATEs made meanwhile are there too
+    with grpc.insecure_channel(geo.addr(1)) as ch:
+        catalog = rpc.AdminStub(ch).GetCatalog(pb.CatalogRequest(), timeout=10).catalog
+    (table,) = [t for t in catalog.tables if t.name == "acct" and t.database == "conv"]
+    assert any("acct_bal" in sql for sql in table.index_sql), table
+    assert table.converting == "" and table.locality == "row:crdb_region", table
+    # The old table's ranges leave every node.
+    wait_for(
+        "the old ranges dropped everywhere",
+        lambda: (
+            not any(r.range_id in old_ranges for i in geo.procs for r in geo.status(i).replicas)
+        ),
+        timeout=30,
+    )
+
+    # And back: the region column stays a plain column, the key is the id again.
+    before = {int(r[0]) for r in east.execute("SELECT id FROM acct").fetchall()}
+    acked, errors = write_while("REGIONAL BY TABLE IN 'us-west'", 20000)
+    assert errors == [], errors
+    ids = {int(r[0]) for r in east.execute("SELECT id FROM acct").fetchall()}
+    assert ids == before | set(acked)
+    (row,) = _details(east, "acct")
+    assert row[4] == "us-west", row
+    assert east.execute("SELECT crdb_region FROM acct WHERE id = 5000").fetchone() == ("us-west",)
+    with pytest.raises(sqlfront.IntegrityError):
+        east.execute("INSERT INTO acct(id, bal) VALUES (5000, 1)")
+    west.close()
+    east.close()
+
+
+def test_a_failed_locality_conversion_leaves_the_table_as_it_was(geo: Cluster) -> None:
+    conn = sqlfront.connect(geo.addr(3))
+    conn.execute(
+        "CREATE DATABASE IF NOT EXISTS conv PRIMARY REGION 'us-east' REGIONS 'us-west', 'eu-west'"
+    )
+    conn.execute("USE conv")
+    conn.execute("CREATE TABLE homes(id INTEGER PRIMARY KEY, reg TEXT)")
+    conn.execute("INSERT INTO homes VALUES (1, 'us-west'), (2, NULL)")
+    # A row without a region cannot be copied into a table keyed by it: nothing changes.
+    with pytest.raises(sqlfront.IntegrityError, match="NOT NULL"):
+        conn.execute("ALTER TABLE homes SET LOCALITY REGIONAL BY ROW AS reg")
+    conn.execute("INSERT INTO homes VALUES (3, 'eu-west')")  # writable again at once
+    assert conn.execute("SELECT count(*) FROM homes").fetchone() == (3,)
+    with grpc.insecure_channel(geo.addr(1)) as ch:
+        catalog = rpc.AdminStub(ch).GetCatalog(pb.CatalogRequest(), timeout=10).catalog
+    names = [t.name for t in catalog.tables if t.database == "conv"]
+    assert "homes" in names and not any(n.startswith("_atlasconv_") for n in names), names
+    # Once every row has one, the conversion goes through and the rows are homed by it.
+    conn.execute("UPDATE homes SET reg = 'us-east' WHERE id = 2")
+    conn.execute("ALTER TABLE homes SET LOCALITY REGIONAL BY ROW AS reg")
+    rows = conn.execute("SELECT id, reg FROM homes ORDER BY id").fetchall()
+    assert rows == [(1, "us-west"), (2, "us-east"), (3, "eu-west")]
+    (row,) = conn.execute("SHOW RANGE FROM TABLE homes FOR ROW ('us-west', 1)").fetchall()
+    west = next(r for r in _details(conn, "homes") if r[2] == "/'us-west'")
+    assert row[0] == west[0]
+    # A UNIQUE index would only hold per range once the table is split per region.
+    conn.execute("CREATE TABLE uq(id INTEGER PRIMARY KEY, email TEXT)")
+    conn.execute("CREATE UNIQUE INDEX uq_email ON uq(email)")
+    with pytest.raises(sqlfront.NotSupportedError, match="UNIQUE index"):
+        conn.execute("ALTER TABLE uq SET LOCALITY REGIONAL BY ROW")
+    conn.execute("INSERT INTO uq VALUES (1, 'a@b')")
+    conn.close()
