@@ -67,7 +67,12 @@ _AMBIGUOUS = {FAIL_REASON.UNKNOWN_OUTCOME}
 _PREVOTE_RETRY = (0.05, 0.15)
 # How long a leader holds back an AppendEntries that would only carry a new commit index,
 # hoping to send it with the next entries instead (the store ticks active groups every 10 ms).
-COMMIT_LINGER = 0.005
+# Half a heartbeat: a client writing one row after another (a few ms apart) sends the commit
+# index of each write with the next one, instead of a message and an ack per follower per
+# write (etcd sends it only with the next append or heartbeat). Followers apply that much
+# later; the leader answers as soon as it applied. 9-node geo cluster, CPU per sequential
+# home-region write 6.4-8.5 -> 5.3-6.5 ms, p50 4.4-5.2 -> 3.5-4.4 ms (5 ms before).
+COMMIT_LINGER = 0.025
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
