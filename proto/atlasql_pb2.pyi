@@ -269,7 +269,7 @@ class DecommissionProgress(_message.Message):
     def __init__(self, replicas_total: _Optional[int] = ..., replicas_moved: _Optional[int] = ..., range_id: _Optional[int] = ..., message: _Optional[str] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., done: _Optional[bool] = ...) -> None: ...
 
 class FaultRequest(_message.Message):
-    __slots__ = ("partition", "delay_ms", "heal", "fail_next_log_write", "txn_crash")
+    __slots__ = ("partition", "delay_ms", "heal", "fail_next_log_write", "txn_crash", "convert_crash")
     class DelayMsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -282,12 +282,14 @@ class FaultRequest(_message.Message):
     HEAL_FIELD_NUMBER: _ClassVar[int]
     FAIL_NEXT_LOG_WRITE_FIELD_NUMBER: _ClassVar[int]
     TXN_CRASH_FIELD_NUMBER: _ClassVar[int]
+    CONVERT_CRASH_FIELD_NUMBER: _ClassVar[int]
     partition: _containers.RepeatedScalarFieldContainer[int]
     delay_ms: _containers.ScalarMap[int, float]
     heal: bool
     fail_next_log_write: bool
     txn_crash: str
-    def __init__(self, partition: _Optional[_Iterable[int]] = ..., delay_ms: _Optional[_Mapping[int, float]] = ..., heal: _Optional[bool] = ..., fail_next_log_write: _Optional[bool] = ..., txn_crash: _Optional[str] = ...) -> None: ...
+    convert_crash: str
+    def __init__(self, partition: _Optional[_Iterable[int]] = ..., delay_ms: _Optional[_Mapping[int, float]] = ..., heal: _Optional[bool] = ..., fail_next_log_write: _Optional[bool] = ..., txn_crash: _Optional[str] = ..., convert_crash: _Optional[str] = ...) -> None: ...
 
 class FaultResponse(_message.Message):
     __slots__ = ("error",)

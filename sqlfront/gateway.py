@@ -92,7 +92,7 @@ from .rewrite import (
     to_sql,
     uses_random,
 )
-from .txn import PRIORITY_MEMORY, Coordinator, Txn, TxnError, new_txn
+from .txn import PRIORITY_MEMORY, Coordinator, Txn, TxnError, fault_exit, new_txn
 from .txn import range_span as _span
 
 log = logging.getLogger(__name__)
@@ -390,6 +390,7 @@ class Gateway:
         self._restarted: dict[str, tuple[int, float]] = {}
         self._txns_lock = threading.Lock()
         self.coordinator = Coordinator(cluster.sender)
+        self.convert_crash_at = ""  # fault injection (tests): see pb.FaultRequest.convert_crash
         self.txn_timeout = 60.0
 
     # -- entry point -------------------------------------------------------------------------
@@ -1867,6 +1868,8 @@ class Gateway:
             renamed: list[pb.RangeDescriptor] = []
             try:
                 self._copy_into(table, shadow, locality, column, home)
+                if self.convert_crash_at == "after_copy":
+                    fault_exit("in a locality conversion, after the copy")
                 copy = self._table(shadow)
                 renamed = list(self._ranges(shadow))
                 failed = self._on_every_range(

@@ -164,6 +164,12 @@ class AdminService(rpc.AdminServicer):
                 resp.error.message = "txn_crash: after_prepare or after_commit"
                 return resp
             node.gateway.coordinator.crash_at = request.txn_crash
+        if request.convert_crash:
+            if request.convert_crash != "after_copy":
+                resp.error.code = sqlstate.INVALID_PARAMETER
+                resp.error.message = "convert_crash: after_copy"
+                return resp
+            node.gateway.convert_crash_at = request.convert_crash
         return resp
 
     def ClusterStatus(

@@ -212,7 +212,7 @@ class Coordinator:
         ]
         failed = self._parallel(phase_one)
         if others and not failed and self.crash_at == "after_prepare":
-            _crash("after_prepare")
+            fault_exit("after_prepare")
         if failed:
             self.abort(txn)
             self.count("restart")
@@ -251,7 +251,7 @@ class Coordinator:
                 code = sqlstate.SERIALIZATION_FAILURE
             raise TxnError(code, res.error.message)
         if others and self.crash_at == "after_commit":
-            _crash("after_commit")
+            fault_exit("after_commit")
         if others:
             self.count("commit_2pc")
             _BACKGROUND.submit(self._resolve_all, txn, others, record, True)
@@ -343,8 +343,9 @@ class Coordinator:
             _BACKGROUND.submit(self._lock_step, txn, p, pb.TxnStep.RELEASE)
 
 
-def _crash(point: str) -> None:
-    log.error("fault injection: coordinator exits %s", point)
+def fault_exit(point: str) -> None:
+    """Fault injection (tests): exit at once, as kill -9 would."""
+    log.error("fault injection: node exits %s", point)
     logging.shutdown()
     os._exit(137)
 
