@@ -1501,14 +1501,18 @@ class Gateway:
         undo: str | None,
         *,
         rename_to: str = "",
+        set_version: int = 0,
     ) -> pb.ExecuteResponse | None:
         """Run a schema statement on each range of ``table``; on a failure, ``undo`` runs on
         the ranges that took it and the error is returned. ``rename_to``: the statement
-        renames the ranges' table (their span records follow)."""
+        renames the ranges' table (their span records follow). ``set_version``: every range
+        moves to that version from whichever it holds (unchecked)."""
         for attempt in _replans():
             if attempt:
                 table = self._table(table.name)  # the catalog was refreshed
             old, new = int(table.schema_version), int(table.schema_version) + 1
+            if set_version:
+                old, new = 0, set_version
             done: list[pb.RangeDescriptor] = []
             moved = False
             for desc in self._ranges(table.name):
@@ -1846,13 +1850,13 @@ class Gateway:
             prefix = f"{_CONVERT_PREFIX}{table.table_id}_"
             for t in self._cluster.catalog.snapshot().tables:
                 if _in_current_database(t.database) and t.name.lower().startswith(prefix):
-                    self._meta(
-                        pb.MetaOp(drop_table=pb.DropTable(name=t.name, if_exists=True, database=db))
-                    )
-            failed = self._on_every_range(table, request, "SELECT 1", None)
+                    self._discard_copy(t.name, table.name)
+            # Two versions past the catalog's: past any version the ranges can hold, even if
+            # a conversion died between moving them and recording it.
+            fenced = int(self._table(table.name).schema_version) + 2
+            failed = self._on_every_range(table, request, "SELECT 1", None, set_version=fenced)
             if failed is not None:
                 return failed
-            fenced = int(self._table(table.name).schema_version) + 1
             self._meta(
                 pb.MetaOp(
                     convert_table=pb.ConvertTable(
@@ -1865,13 +1869,11 @@ class Gateway:
                 )
             )
             shadow = f"{prefix}{uuid.uuid4().hex[:8]}"
-            renamed: list[pb.RangeDescriptor] = []
             try:
                 self._copy_into(table, shadow, locality, column, home)
                 if self.convert_crash_at == "after_copy":
                     fault_exit("in a locality conversion, after the copy")
                 copy = self._table(shadow)
-                renamed = list(self._ranges(shadow))
                 failed = self._on_every_range(
                     copy,
                     request,
@@ -1887,6 +1889,8 @@ class Gateway:
                 old_ranges = list(self._ranges(table.name, refresh=True))
                 self._ddl_on(old_ranges, table.name, fenced, "SELECT 1")
                 fenced += 1
+                if self.convert_crash_at == "before_swap":
+                    fault_exit("in a locality conversion, before the swap")
                 self._meta(
                     pb.MetaOp(
                         convert_table=pb.ConvertTable(
@@ -1901,19 +1905,7 @@ class Gateway:
                 )
             except BaseException:
                 with contextlib.suppress(Exception):
-                    self._meta(
-                        pb.MetaOp(drop_table=pb.DropTable(name=shadow, if_exists=True, database=db))
-                    )
-                for desc in renamed:  # (ranges that took the rename hold the table's name)
-                    with contextlib.suppress(Exception):
-                        retired = f"_atlas_retired_{desc.range_id}"
-                        self._ddl_on(
-                            [desc],
-                            table.name,
-                            int(copy.schema_version) + 1,
-                            _rename_sql(table.name, retired),
-                            retired,
-                        )
+                    self._discard_copy(shadow, table.name)
                 with contextlib.suppress(Exception):
                     self._meta(
                         pb.MetaOp(
@@ -1985,6 +1977,19 @@ class Gateway:
             if done.error.code:
                 raise StatementError(done.error.code, done.error.message)
 
+    def _discard_copy(self, shadow: str, name: str) -> None:
+        """Drop a conversion's copy ``shadow`` of table ``name``. Its ranges' table is first
+        renamed out of the way in case they took ``name`` already (a node would otherwise
+        record them as ranges of ``name``, as it does for a split the catalog missed); the
+        ranges that still hold the copy's own name refuse that (logged) and are dropped by
+        their nodes once the catalog forgets the copy."""
+        for desc in self._cluster.catalog.ranges_of(shadow, _DB.get()):
+            retired = f"_atlas_retired_{desc.range_id}"
+            self._ddl_on([desc], name, 0, _rename_sql(name, retired), retired)
+        self._meta(
+            pb.MetaOp(drop_table=pb.DropTable(name=shadow, if_exists=True, database=_DB.get()))
+        )
+
     def _ddl_on(
         self,
         ranges: list[pb.RangeDescriptor],
@@ -1993,8 +1998,9 @@ class Gateway:
         sql: str,
         rename_to: str = "",
     ) -> None:
-        """Move ``ranges`` (at schema ``version``) to the next version with ``sql``, whatever
-        the catalog says of them; a range that refuses is logged (best effort)."""
+        """Move ``ranges`` (at schema ``version``; 0: whichever) to the next version with
+        ``sql``, whatever the catalog says of them; a range that refuses is logged (best
+        effort)."""
         for desc in ranges:
             write = pb.SqlWrite(
                 sql=sql,

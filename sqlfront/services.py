@@ -165,9 +165,9 @@ class AdminService(rpc.AdminServicer):
                 return resp
             node.gateway.coordinator.crash_at = request.txn_crash
         if request.convert_crash:
-            if request.convert_crash != "after_copy":
+            if request.convert_crash not in ("after_copy", "before_swap"):
                 resp.error.code = sqlstate.INVALID_PARAMETER
-                resp.error.message = "convert_crash: after_copy"
+                resp.error.message = "convert_crash: after_copy or before_swap"
                 return resp
             node.gateway.convert_crash_at = request.convert_crash
         return resp

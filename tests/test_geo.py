@@ -534,32 +534,38 @@ def test_a_failed_locality_conversion_leaves_the_table_as_it_was(geo: Cluster) -
     conn.close()
 
 
-def test_a_conversion_whose_gateway_died_is_finished_by_running_it_again(geo: Cluster) -> None:
-    """The node running a conversion dies after copying the rows: the table stays fenced
-    (reads go on, a write waits), and the same ALTER run through another node drops the
-    orphaned copy, converts the table and lets the waiting write through."""
+@pytest.mark.parametrize("point", ["after_copy", "before_swap"])
+def test_a_conversion_whose_gateway_died_is_finished_by_running_it_again(
+    geo: Cluster, point: str
+) -> None:
+    """The node running a conversion dies after copying the rows, or just before the swap
+    (its old ranges already a schema version past the catalog): the table stays fenced (a
+    write waits), and the same ALTER run through another node drops the orphaned copy,
+    converts the table and lets the waiting write through."""
+    table = f"crashy_{point}"
     conn = sqlfront.connect(geo.addr(2))
     conn.execute(
         "CREATE DATABASE IF NOT EXISTS conv PRIMARY REGION 'us-east' REGIONS 'us-west', 'eu-west'"
     )
     conn.execute("USE conv")
-    conn.execute("CREATE TABLE crashy(id INTEGER PRIMARY KEY, v INTEGER)")
-    conn.executemany("INSERT INTO crashy VALUES (?, ?)", [(i, i) for i in range(1, 101)])
-    geo.inject(3, pb.FaultRequest(convert_crash="after_copy"))
+    conn.execute(f"CREATE TABLE {table}(id INTEGER PRIMARY KEY, v INTEGER)")
+    conn.executemany(f"INSERT INTO {table} VALUES (?, ?)", [(i, i) for i in range(1, 101)])
+    geo.inject(3, pb.FaultRequest(convert_crash=point))
     doomed = sqlfront.connect(geo.addr(3))
     doomed.execute("USE conv")
     with pytest.raises(sqlfront.Error):
-        doomed.execute("ALTER TABLE crashy SET LOCALITY REGIONAL BY ROW")
+        doomed.execute(f"ALTER TABLE {table} SET LOCALITY REGIONAL BY ROW")
     geo.procs[3].wait(timeout=30)
     try:
-        assert conn.execute("SELECT count(*) FROM crashy").fetchone() == (100,)
+        if point == "after_copy":  # (before_swap: the old ranges refuse until the re-run)
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (100,)
         outcome: list[object] = []
 
         def write() -> None:
             writer = sqlfront.connect(geo.addr(1))
             writer.execute("USE conv")
             try:
-                writer.execute("INSERT INTO crashy(id, v) VALUES (1000, 0)")
+                writer.execute(f"INSERT INTO {table}(id, v) VALUES (1000, 0)")
                 outcome.append("done")
             except sqlfront.Error as exc:
                 outcome.append(exc)
@@ -567,11 +573,11 @@ def test_a_conversion_whose_gateway_died_is_finished_by_running_it_again(geo: Cl
 
         waiting = threading.Thread(target=write)
         waiting.start()
-        conn.execute("ALTER TABLE crashy SET LOCALITY REGIONAL BY ROW")
+        conn.execute(f"ALTER TABLE {table} SET LOCALITY REGIONAL BY ROW")
         waiting.join(timeout=60)
         assert outcome == ["done"], outcome
-        assert conn.execute("SELECT count(*), sum(v) FROM crashy").fetchone() == (101, 5050)
-        assert conn.execute("SELECT crdb_region FROM crashy WHERE id = 1").fetchone() == (
+        assert conn.execute(f"SELECT count(*), sum(v) FROM {table}").fetchone() == (101, 5050)
+        assert conn.execute(f"SELECT crdb_region FROM {table} WHERE id = 1").fetchone() == (
             "us-east",
         )
         with grpc.insecure_channel(geo.addr(1)) as ch:
