@@ -1814,9 +1814,10 @@ class Gateway:
         (the region column leads it, or leaves it), so the rows are copied into a new table
         of the new shape, which then takes the old one's place in one catalog change.
 
-        1. Fence: the table's ranges move to the next schema version and the catalog marks
-           the table converting. Reads go on; writes wait (``_unless_converting``), and
-           statements planned before are refused by the ranges and re-planned.
+        1. Fence: the table's ranges move two schema versions past the catalog's (unchecked:
+           past anything a dead conversion left) and the catalog marks it converting.
+           Reads go on; writes wait (``_unless_converting``), and statements planned
+           before are refused by the ranges and re-planned.
         2. Create the copy (``_atlasconv_<id>_<random>``) with the target locality (a
            REGIONAL BY ROW copy gets a range per region), and copy the rows: into a
            REGIONAL BY ROW table, each row is homed in the table's old home region unless
