@@ -82,6 +82,7 @@ from .regions import (
     reshaped_create,
     row_region_column,
     split_locality,
+    split_without_rowid,
     unique_per_region,
 )
 from .rewrite import (
@@ -139,7 +140,6 @@ _DATABASE_RE = re.compile(
     re.I,
 )
 _CREATE_TABLE_RE = re.compile(r"^\s*CREATE\s+(?:TEMP\w*\s+)?TABLE\b", re.I)
-_WITHOUT_ROWID_TAIL = re.compile(r"(?<=\))\s*WITHOUT\s+ROWID\s*;?\s*$", re.I)
 _LOCALITY: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "atlasql_locality", default=None
 )
@@ -743,6 +743,7 @@ class Gateway:
             except RangeUnavailableError as exc:
                 return _error(exc.code, exc.message)
         _LOCALITY.set(None)
+        parse_text = request.sql
         if _CREATE_TABLE_RE.match(request.sql):
             try:
                 stripped, locality = split_locality(request.sql)
@@ -753,10 +754,12 @@ class Gateway:
             if locality is not None:
                 request = pb.ExecuteRequest(sql=stripped, database=request.database)
                 _LOCALITY.set(locality)
-        try:
             # sqlglot does not know SQLite's WITHOUT ROWID: parse without it (the ranges get
             # the CREATE TABLE text as written).
-            statements = _parse_cached(_WITHOUT_ROWID_TAIL.sub("", request.sql))
+            text, without_rowid = split_without_rowid(request.sql)
+            parse_text = text if without_rowid else request.sql
+        try:
+            statements = _parse_cached(parse_text)
         except SqlError as exc:
             return _error(exc.code, exc.message, exc.position, exc.line, exc.column)
         if len(statements) != 1:
@@ -1835,7 +1838,6 @@ class Gateway:
                 sqlstate.FEATURE_NOT_SUPPORTED,
                 "changing a table to or from REGIONAL BY ROW cannot run inside a transaction",
             )
-        db = _DB.get()
         if any(parse(sql)[0].args.get("unique") for sql in table.index_sql):
             raise StatementError(
                 sqlstate.FEATURE_NOT_SUPPORTED,
@@ -1858,17 +1860,7 @@ class Gateway:
             failed = self._on_every_range(table, request, "SELECT 1", None, set_version=fenced)
             if failed is not None:
                 return failed
-            self._meta(
-                pb.MetaOp(
-                    convert_table=pb.ConvertTable(
-                        database=db,
-                        table=table.name,
-                        phase="begin",
-                        locality=locality,
-                        schema_version=fenced,
-                    )
-                )
-            )
+            self._conversion_step(table.name, "begin", locality=locality, schema_version=fenced)
             shadow = f"{prefix}{uuid.uuid4().hex[:8]}"
             try:
                 self._copy_into(table, shadow, locality, column, home)
@@ -1892,40 +1884,25 @@ class Gateway:
                 fenced += 1
                 if self.convert_crash_at == "before_swap":
                     fault_exit("in a locality conversion, before the swap")
-                self._meta(
-                    pb.MetaOp(
-                        convert_table=pb.ConvertTable(
-                            database=db,
-                            table=table.name,
-                            phase="swap",
-                            shadow=shadow,
-                            schema_version=int(copy.schema_version) + 1,
-                            create_sql=reshaped_create(copy.create_sql, table.name),
-                        )
-                    )
+                self._conversion_step(
+                    table.name,
+                    "swap",
+                    shadow=shadow,
+                    schema_version=int(copy.schema_version) + 1,
+                    create_sql=reshaped_create(copy.create_sql, table.name),
                 )
             except BaseException:
                 with contextlib.suppress(Exception):
                     self._discard_copy(shadow, table.name)
                 with contextlib.suppress(Exception):
-                    self._meta(
-                        pb.MetaOp(
-                            convert_table=pb.ConvertTable(
-                                database=db,
-                                table=table.name,
-                                phase="abort",
-                                schema_version=fenced,
-                            )
-                        )
-                    )
+                    self._conversion_step(table.name, "abort", schema_version=fenced)
                 raise
             # Rename the old ranges' table, so that every node drops them (a range whose
             # table has the name of a table would pass for an unrecorded split of it).
             for desc in old_ranges:
-                retired = f"_atlas_retired_{desc.range_id}"
-                self._ddl_on([desc], table.name, fenced, _rename_sql(table.name, retired), retired)
+                self._retire_range(desc, table.name, fenced)
             for index_sql in table.index_sql:
-                made = self._execute(pb.ExecuteRequest(sql=index_sql, database=db))
+                made = self._execute(pb.ExecuteRequest(sql=index_sql, database=_DB.get()))
                 if made.error.code:
                     return _error(
                         made.error.code,
@@ -1940,26 +1917,13 @@ class Gateway:
         self, table: pb.TableDescriptor, shadow: str, locality: str, column: str, home: str
     ) -> None:
         """Create ``shadow`` with the shape ``locality`` gives ``table`` and copy its rows."""
-        db = _DB.get()
-        if column:
-            create = reshaped_create(table.create_sql, shadow)
-        else:
-            source = row_region_column(table.locality)
-            create = reshaped_create(
-                table.create_sql,
-                shadow,
-                drop_key_column="" if unique_per_region(table.locality) else source,
-            )
-        made = self._execute(
-            pb.ExecuteRequest(sql=f"{create} LOCALITY {locality_clause(locality)}", database=db)
+        # Out of REGIONAL BY ROW the region column leaves the key (unless it was per region).
+        source = "" if column or unique_per_region(table.locality) else table.locality
+        create = reshaped_create(
+            table.create_sql, shadow, drop_key_column=row_region_column(source)
         )
-        if made.error.code:
-            raise StatementError(made.error.code, made.error.message)
-        rows = self._execute(
-            pb.ExecuteRequest(sql=f"SELECT * FROM {_quote_ident(table.name)}", database=db)
-        )
-        if rows.error.code:
-            raise StatementError(rows.error.code, rows.error.message)
+        self._run_internal(f"{create} LOCALITY {locality_clause(locality)}")
+        rows = self._run_internal(f"SELECT * FROM {_quote_ident(table.name)}")
         columns = list(rows.columns)
         extra: list[pb.Value] = []
         if column and column.lower() not in (c.lower() for c in columns):
@@ -1971,12 +1935,32 @@ class Gateway:
         )
         batch = list(rows.rows)
         for start in range(0, len(batch), _CONVERT_BATCH):
-            request = pb.ExecuteRequest(sql=insert, database=db)
-            for row in batch[start : start + _CONVERT_BATCH]:
-                request.batch.add().values.extend([*row.values, *extra])
-            done = self._execute(request)
-            if done.error.code:
-                raise StatementError(done.error.code, done.error.message)
+            values = [[*row.values, *extra] for row in batch[start : start + _CONVERT_BATCH]]
+            self._run_internal(insert, values)
+
+    def _run_internal(
+        self, sql: str, batch: list[list[pb.Value]] | None = None
+    ) -> pb.ExecuteResponse:
+        """Run one statement of the gateway's own in the current database; errors raise."""
+        request = pb.ExecuteRequest(sql=sql, database=_DB.get())
+        for values in batch or []:
+            request.batch.add().values.extend(values)
+        done = self._execute(request)
+        if done.error.code:
+            raise StatementError(done.error.code, done.error.message)
+        return done
+
+    def _conversion_step(self, name: str, phase: str, **fields: object) -> None:
+        """One catalog step of a locality conversion of table ``name`` (pb.ConvertTable)."""
+        op = pb.ConvertTable(database=_DB.get(), table=name, phase=phase, **fields)  # type: ignore[arg-type]
+        self._meta(pb.MetaOp(convert_table=op))
+
+    def _retire_range(self, desc: pb.RangeDescriptor, name: str, version: int) -> None:
+        """Rename table ``name`` in a range the catalog no longer lists (or is about to
+        forget), so its nodes drop it: one still holding the name of a table would pass for
+        an unrecorded split of that table."""
+        retired = f"_atlas_retired_{desc.range_id}"
+        self._ddl_on([desc], name, version, _rename_sql(name, retired), retired)
 
     def _discard_copy(self, shadow: str, name: str) -> None:
         """Drop a conversion's copy ``shadow`` of table ``name``. Its ranges' table is first
@@ -1985,8 +1969,7 @@ class Gateway:
         ranges that still hold the copy's own name refuse that (logged) and are dropped by
         their nodes once the catalog forgets the copy."""
         for desc in self._cluster.catalog.ranges_of(shadow, _DB.get()):
-            retired = f"_atlas_retired_{desc.range_id}"
-            self._ddl_on([desc], name, 0, _rename_sql(name, retired), retired)
+            self._retire_range(desc, name, 0)
         self._meta(
             pb.MetaOp(drop_table=pb.DropTable(name=shadow, if_exists=True, database=_DB.get()))
         )

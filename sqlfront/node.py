@@ -297,6 +297,14 @@ class Node:
                 cat.ParseFromString(res.rows[0].values[0].blob)
                 self.catalog.update(cat)
 
+    def sync_catalog(self, *, consistent: bool) -> None:
+        """Bring the cached catalog up to date: a consistent read on the meta range, or
+        (``consistent=False``) the newest catalog a meta replica has applied."""
+        if consistent:
+            self.refresh_catalog()
+        else:
+            self.poll_catalog()
+
     def local_catalog(self) -> pb.Catalog | None:
         """The catalog as applied by this node's meta replica (no Raft round; may lag)."""
         try:
@@ -841,7 +849,6 @@ class Node:
                 log.warning(
                     "allocator: range %d: %s failed: %s", desc.range_id, action.reason, exc.message
                 )
-        self.poll_catalog()  # (the moves just made, as this meta leader applied them)
 
     def replicas_by_distance(self, desc: pb.RangeDescriptor) -> list[int]:
         """The range's replicas (voters and non-voters), nearest first: this node, then by
@@ -1049,10 +1056,7 @@ class Node:
 
     def _reconcile(self, consistent: bool) -> None:
         try:
-            if consistent:
-                self.refresh_catalog()
-            else:
-                self.poll_catalog()
+            self.sync_catalog(consistent=consistent)
         except RangeUnavailableError:
             return
         cat = self.catalog.snapshot()
@@ -1300,10 +1304,7 @@ class Node:
         list comes from a consistent catalog read, or with ``consistent=False`` from the
         newest catalog this node has seen (the allocator's passes: no Raft entry)."""
         try:
-            if consistent:
-                self.refresh_catalog()
-            else:
-                self.poll_catalog()
+            self.sync_catalog(consistent=consistent)
         except RangeUnavailableError:
             pass
         infos = {n.node_id: n for n in self.catalog.snapshot().nodes}

@@ -18,6 +18,7 @@ table localities, SHOW NODES / REGIONS. Pure parsing; the gateway acts on the re
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from storage import sqlstate
 
@@ -154,6 +155,33 @@ def unique_per_region(locality: str) -> bool:
 _WITHOUT_ROWID_RE = re.compile(r"\)\s*(WITHOUT\s+ROWID)\s*$", re.I)
 
 
+def split_without_rowid(create_sql: str) -> tuple[str, bool]:
+    """(a CREATE TABLE text without its trailing ``;`` and ``WITHOUT ROWID``, whether it had
+    that clause): sqlglot does not parse it.
+
+    >>> split_without_rowid("CREATE TABLE t(a PRIMARY KEY) WITHOUT ROWID;")
+    ('CREATE TABLE t(a PRIMARY KEY)', True)
+    """
+    text = create_sql.strip().rstrip(";").strip()
+    m = _WITHOUT_ROWID_RE.search(text)
+    return (text[: m.start() + 1], True) if m else (text, False)
+
+
+def _create_schema(create_sql: str, needs: str) -> tuple[Any, Any, bool]:
+    """The parsed CREATE TABLE, its column list (exp.Schema) and whether it was WITHOUT
+    ROWID; ``needs`` says what was expected if it is not a CREATE TABLE t (columns ...)."""
+    from sqlglot import exp
+
+    from .dialect import parse
+
+    text, without_rowid = split_without_rowid(create_sql)
+    tree = parse(text)[0]
+    schema = tree.this if isinstance(tree, exp.Create) else None
+    if not isinstance(schema, exp.Schema) or not isinstance(schema.this, exp.Table):
+        raise GeoSyntaxError(needs)
+    return tree, schema, without_rowid
+
+
 def regional_by_row_table(create_sql: str, column: str, primary_region: str) -> tuple[str, bool]:
     """The CREATE TABLE a REGIONAL BY ROW table really gets: a region column (added as
     ``column TEXT NOT NULL DEFAULT 'primary'`` unless the table has it), and a primary key
@@ -169,16 +197,11 @@ def regional_by_row_table(create_sql: str, column: str, primary_region: str) -> 
     """
     from sqlglot import exp
 
-    from .dialect import AtlasDialect, parse
+    from .dialect import AtlasDialect
 
-    text = create_sql.strip().rstrip(";").strip()
-    m = _WITHOUT_ROWID_RE.search(text)
-    if m:
-        text = text[: m.start() + 1]
-    tree = parse(text)[0]
-    schema = tree.this if isinstance(tree, exp.Create) else None
-    if not isinstance(schema, exp.Schema):
-        raise GeoSyntaxError("REGIONAL BY ROW needs CREATE TABLE t (columns ...)")
+    tree, schema, _ = _create_schema(
+        create_sql, "REGIONAL BY ROW needs CREATE TABLE t (columns ...)"
+    )
     key: list[str] = []
     has_region = False
     for item in list(schema.expressions):
@@ -239,6 +262,7 @@ __all__ = [
     "reshaped_create",
     "row_region_column",
     "split_locality",
+    "split_without_rowid",
     "unique_per_region",
 ]
 
@@ -270,21 +294,16 @@ def reshaped_create(create_sql: str, name: str, *, drop_key_column: str = "") ->
     """
     from sqlglot import exp
 
-    from .dialect import AtlasDialect, parse
+    from .dialect import AtlasDialect
 
-    text = create_sql.strip().rstrip(";").strip()
-    without_rowid = _WITHOUT_ROWID_RE.search(text)
-    if without_rowid:
-        text = text[: without_rowid.start() + 1]
-    tree = parse(text)[0]
-    schema = tree.this if isinstance(tree, exp.Create) else None
-    if not isinstance(schema, exp.Schema) or not isinstance(schema.this, exp.Table):
-        raise GeoSyntaxError("expected CREATE TABLE t (columns ...)")
+    tree, schema, without_rowid = _create_schema(
+        create_sql, "expected CREATE TABLE t (columns ...)"
+    )
     schema.this.replace(exp.Table(this=exp.to_identifier(name, quoted=True)))
     if drop_key_column:
         for item in schema.expressions:
             if isinstance(item, exp.PrimaryKey):
                 kept = [c for c in item.expressions if c.name.lower() != drop_key_column.lower()]
                 item.set("expressions", kept)
-    out = tree.sql(dialect=AtlasDialect)
+    out = str(tree.sql(dialect=AtlasDialect))
     return out + (" WITHOUT ROWID" if without_rowid else "")

@@ -65,6 +65,15 @@ def _nodes(text: object) -> list[tuple[int, str]]:
     return out
 
 
+def _use_three_region_db(conn: sqlfront.Connection, name: str) -> None:
+    """Create (if needed) and use database ``name``: primary us-east, with us-west and eu-west."""
+    conn.execute(
+        f"CREATE DATABASE IF NOT EXISTS {name} PRIMARY REGION 'us-east'"
+        " REGIONS 'us-west', 'eu-west'"
+    )
+    conn.execute(f"USE {name}")
+
+
 def _placed(conn: sqlfront.Connection, table: str) -> bool:
     return all(
         str(r[9]).startswith(("placement matches", "spreading leaders"))
@@ -184,10 +193,7 @@ def test_gateway_region(geo: Cluster) -> None:
 
 def test_follower_reads_serve_nearby_and_refuse_when_stale(geo: Cluster) -> None:
     conn = sqlfront.connect(geo.addr(1))
-    conn.execute(
-        "CREATE DATABASE IF NOT EXISTS reads PRIMARY REGION 'us-east' REGIONS 'us-west', 'eu-west'"
-    )
-    conn.execute("USE reads")
+    _use_three_region_db(conn, "reads")
     conn.execute("CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT)")
     conn.execute("INSERT INTO kv VALUES (1, 'a')")
     wait_for("kv placed", lambda: _placed(conn, "kv"), timeout=60, interval=0.5)
@@ -415,10 +421,7 @@ def test_set_locality_to_and_from_regional_by_row_keeps_every_write(geo: Cluster
     of the new shape while a client keeps writing: the writes wait for the copy instead of
     failing, and every acknowledged one is in the converted table."""
     east = sqlfront.connect(geo.addr(1))
-    east.execute(
-        "CREATE DATABASE IF NOT EXISTS conv PRIMARY REGION 'us-east' REGIONS 'us-west', 'eu-west'"
-    )
-    east.execute("USE conv")
+    _use_three_region_db(east, "conv")
     east.execute("CREATE TABLE acct(id INTEGER PRIMARY KEY, bal INTEGER NOT NULL)")
     east.execute("CREATE INDEX acct_bal ON acct(bal)")
     east.executemany("INSERT INTO acct VALUES (?, ?)", [(i, 100) for i in range(1, 301)])
@@ -526,10 +529,7 @@ def test_set_locality_to_and_from_regional_by_row_keeps_every_write(geo: Cluster
 
 def test_a_failed_locality_conversion_leaves_the_table_as_it_was(geo: Cluster) -> None:
     conn = sqlfront.connect(geo.addr(3))
-    conn.execute(
-        "CREATE DATABASE IF NOT EXISTS conv PRIMARY REGION 'us-east' REGIONS 'us-west', 'eu-west'"
-    )
-    conn.execute("USE conv")
+    _use_three_region_db(conn, "conv")
     conn.execute("CREATE TABLE homes(id INTEGER PRIMARY KEY, reg TEXT)")
     conn.execute("INSERT INTO homes VALUES (1, 'us-west'), (2, NULL)")
     # A row without a region cannot be copied into a table keyed by it: nothing changes.
@@ -568,10 +568,7 @@ def test_a_conversion_whose_gateway_died_is_finished_by_running_it_again(
     converts the table and lets the waiting write through."""
     table = f"crashy_{point}"
     conn = sqlfront.connect(geo.addr(2))
-    conn.execute(
-        "CREATE DATABASE IF NOT EXISTS conv PRIMARY REGION 'us-east' REGIONS 'us-west', 'eu-west'"
-    )
-    conn.execute("USE conv")
+    _use_three_region_db(conn, "conv")
     conn.execute(f"CREATE TABLE {table}(id INTEGER PRIMARY KEY, v INTEGER)")
     conn.executemany(f"INSERT INTO {table} VALUES (?, ?)", [(i, i) for i in range(1, 101)])
     geo.inject(3, pb.FaultRequest(convert_crash=point))
